@@ -1,0 +1,4 @@
+"""Handles → local directories: resolvers, the cache, downloads and archives.
+
+Nothing in this package imports TensorFlow.
+"""

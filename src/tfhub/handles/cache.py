@@ -1,0 +1,425 @@
+"""The model cache: layout shared with ``tensorflow_hub``, locks, checks, atomic installs.
+
+Layout under the cache root (``TFHUB_CACHE_DIR``), identical to ``tensorflow_hub``'s so that
+either library reuses the other's downloads::
+
+    <sha1(handle)>/                  the model directory
+    <sha1(handle)>.descriptor.txt    "Module: <handle>", download time, host and pid
+    <sha1(handle)>.lock              "<host>.<pid>.<uuid>" while a download is running
+    <sha1(handle)>.<uuid>.tmp/       a download in progress
+
+tfhub adds one sibling file, ``<sha1(handle)>.manifest.json``, listing every file of the
+entry with its size and sha256. An entry is used only if it passes :func:`check_entry`:
+with a manifest every file must exist with its recorded size; without one (an entry written
+by ``tensorflow_hub``) it must at least hold a model file and every variables shard its index
+names. Anything else is treated as missing and downloaded again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import errno
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tfhub import config, protocol
+from tfhub.errors import ArchiveError, CacheError, HubError
+
+__all__ = [
+    "Manifest",
+    "check_entry",
+    "entry_path",
+    "install",
+    "lookup",
+    "read_manifest",
+    "verify_entry",
+]
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_SUFFIX = ".manifest.json"
+DESCRIPTOR_SUFFIX = ".descriptor.txt"
+LOCK_SUFFIX = ".lock"
+_MANIFEST_VERSION = 1
+_SHARD_RE = re.compile(r"^(?P<prefix>.+)\.data-(?P<i>\d{5})-of-(?P<n>\d{5})$")
+_POLL_SECONDS = 0.25
+_WAIT_LOG_EVERY = 30.0
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One file of a cache entry."""
+
+    size: int
+    sha256: str | None
+
+
+Manifest = dict[str, FileRecord]
+
+
+def entry_path(handle: str, cache_root: Path | None = None) -> Path:
+    """``<cache>/<sha1(handle)>``: where ``handle`` is (or will be) cached."""
+    root = cache_root if cache_root is not None else config.cache_dir()
+    return root / hashlib.sha1(handle.encode("utf8")).hexdigest()
+
+
+def _sibling(entry: Path, suffix: str) -> Path:
+    return entry.with_name(entry.name + suffix)
+
+
+def read_manifest(entry: Path) -> Manifest | None:
+    """The manifest tfhub wrote for ``entry``, or None (no manifest, or unreadable)."""
+    try:
+        raw = json.loads(_sibling(entry, MANIFEST_SUFFIX).read_text("utf8"))
+        files = raw["files"]
+        return {rel: FileRecord(int(rec["size"]), rec.get("sha256")) for rel, rec in files.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _is_model_dir(path: Path) -> bool:
+    return any(
+        (path / name).is_file()
+        for name in (protocol.SAVED_MODEL_PB, protocol.SAVED_MODEL_PBTXT, protocol.TF1_MODULE_PB)
+    )
+
+
+def _structural_problem(entry: Path) -> str | None:
+    """Checks an entry without manifest: a model file, and every variables shard present."""
+    if not any(entry.iterdir()):
+        return "the directory is empty"
+    if not _is_model_dir(entry):
+        return "it holds no saved_model.pb, saved_model.pbtxt or tfhub_module.pb"
+    variables = entry / "variables"
+    if variables.is_dir():
+        names = set(os.listdir(variables))
+        shards = [m for m in map(_SHARD_RE.match, names) if m]
+        if shards and not (variables / f"{shards[0]['prefix']}.index").is_file():
+            return f"variables/{shards[0]['prefix']}.index is missing"
+        for m in shards:
+            for i in range(int(m["n"])):
+                shard = f"{m['prefix']}.data-{i:05d}-of-{m['n']}"
+                if shard not in names:
+                    return f"variables/{shard} is missing"
+        for name in names:
+            if name.endswith(".index") and not any(
+                s["prefix"] == name[: -len(".index")] for s in shards
+            ):
+                return f"variables/{name} has no data shards"
+    return None
+
+
+def check_entry(entry: Path) -> str | None:
+    """Why ``entry`` cannot be used, or None when it is complete.
+
+    This is the cheap check done on every cache hit: one ``stat`` per file.
+    """
+    if not entry.is_dir():
+        return "it does not exist"
+    manifest = read_manifest(entry)
+    if manifest is None:
+        return _structural_problem(entry)
+    for rel, record in manifest.items():
+        try:
+            size = (entry / rel).stat().st_size
+        except OSError:
+            return f"{rel} is missing"
+        if size != record.size:
+            return f"{rel} has {size} bytes instead of {record.size}"
+    return None
+
+
+def verify_entry(entry: Path) -> list[str]:
+    """Re-hashes every file of ``entry`` against its manifest; returns the problems found."""
+    manifest = read_manifest(entry)
+    if manifest is None:
+        problem = check_entry(entry)
+        return [problem] if problem else []
+    problems = []
+    for rel, record in manifest.items():
+        path = entry / rel
+        try:
+            digest = _sha256_file(path)
+            size = path.stat().st_size
+        except OSError:
+            problems.append(f"{rel} is missing")
+            continue
+        if size != record.size:
+            problems.append(f"{rel} has {size} bytes instead of {record.size}")
+        elif record.sha256 and digest != record.sha256:
+            problems.append(f"{rel} has sha256 {digest}, expected {record.sha256}")
+    return problems
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def lookup(handle: str, cache_root: Path | None = None) -> Path | None:
+    """The complete cache entry of ``handle``, or None. Never takes a lock."""
+    entry = entry_path(handle, cache_root)
+    problem = check_entry(entry)
+    if problem is None:
+        return entry
+    if entry.exists():
+        logger.warning("Ignoring the incomplete cache entry %s of %s: %s.", entry, handle, problem)
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Locking
+
+
+def _lock_owner_id() -> str:
+    return f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return True
+    return True
+
+
+def _holder_is_dead(content: str) -> bool:
+    """True if the lock was written by a process of this host that no longer exists."""
+    host, _, _uuid = content.rpartition(".")
+    host, _, pid = host.rpartition(".")
+    return host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text("utf8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _progress_of(entry: Path) -> int:
+    """Total bytes in the temp dirs of ``entry``: a download in progress makes this grow."""
+    total = 0
+    for tmp in entry.parent.glob(entry.name + ".*.tmp"):
+        for dirpath, _, files in os.walk(tmp):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
+
+
+def _acquire_lock(entry: Path, handle: str) -> str | None:
+    """Creates ``<entry>.lock`` (O_EXCL) and returns its content, or None if, while we waited,
+    another process completed the entry.
+
+    A lock whose holder died on this host is taken over at once; one that shows no progress
+    (lock content and temp-dir size unchanged) for ``TFHUB_LOCK_TIMEOUT`` seconds is taken over
+    too. Waiting is logged with the holder's name.
+    """
+    lock = _sibling(entry, LOCK_SUFFIX)
+    me = _lock_owner_id()
+    last_state: tuple[str, int] | None = None
+    last_change = time.monotonic()
+    last_log = -_WAIT_LOG_EVERY
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o664)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise CacheError(
+                f"Cannot create the lock file {lock} for {handle}: {exc.strerror}. Make the cache "
+                "directory writable or point TFHUB_CACHE_DIR elsewhere.",
+                handle=handle,
+            ) from exc
+        else:
+            try:
+                os.write(fd, me.encode("utf8"))
+            finally:
+                os.close(fd)
+            return me
+        holder = _read(lock)
+        if holder is None:  # released between our two calls
+            continue
+        if check_entry(entry) is None:
+            return None
+        now = time.monotonic()
+        state = (holder, _progress_of(entry))
+        if state != last_state:
+            last_state, last_change = state, now
+        if _holder_is_dead(holder) or now - last_change >= config.lock_timeout():
+            logger.warning("Taking over the stale lock %s held by %s.", lock, holder)
+            if _read(lock) == holder:
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()
+            continue
+        if now - last_log >= _WAIT_LOG_EVERY:
+            logger.warning("%s is already being downloaded by %s. Waiting.", handle, holder)
+            last_log = now
+        time.sleep(_POLL_SECONDS)
+
+
+def _release_lock(entry: Path, owner: str) -> None:
+    lock = _sibling(entry, LOCK_SUFFIX)
+    if _read(lock) == owner:
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+
+
+# --------------------------------------------------------------------------------------------
+# Installing
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmpfile")
+    try:
+        tmp.write_text(text, "utf8")
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _discard(path: Path) -> None:
+    """Removes a directory by first renaming it aside, so no half-deleted entry is ever visible."""
+    if not path.exists():
+        return
+    trash = path.with_name(f"{path.name}.{uuid.uuid4().hex}.trash")
+    os.replace(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def manifest_of(directory: Path) -> Manifest:
+    """Sizes (no hashes) of every regular file under ``directory``."""
+    result: Manifest = {}
+    for dirpath, _, files in os.walk(directory):
+        for name in files:
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, directory).replace(os.sep, "/")
+            result[rel] = FileRecord(os.stat(full).st_size, None)
+    return result
+
+
+def install(
+    handle: str,
+    fill: Callable[[Path], Manifest | None],
+    *,
+    cache_root: Path | None = None,
+) -> Path:
+    """Returns the cache entry of ``handle``, calling ``fill(tmp_dir)`` to create it if needed.
+
+    ``fill`` writes the model into the empty directory it gets and returns the manifest of what
+    it wrote (or None to have it computed). The entry appears atomically: it is built in a
+    temp directory beside its final place and renamed into place under the entry's lock, and
+    the temp directory is removed whatever happens.
+
+    Raises:
+        CacheError: the cache directory cannot be written.
+        NotAModelError: ``fill`` produced something that is not a model directory.
+        Whatever ``fill`` raises.
+    """
+    entry = entry_path(handle, cache_root)
+    if check_entry(entry) is None:
+        return entry
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CacheError(
+            f"Cannot create the cache directory {entry.parent} for {handle}: {exc.strerror}. "
+            "Set TFHUB_CACHE_DIR to a writable directory.",
+            handle=handle,
+        ) from exc
+    owner = _acquire_lock(entry, handle)
+    if owner is None:
+        return entry
+    try:
+        problem = check_entry(entry)
+        if problem is None:
+            return entry
+        if entry.exists():
+            logger.warning(
+                "Re-downloading %s: the cached copy is incomplete (%s).", handle, problem
+            )
+            _discard(entry)
+        tmp = entry.with_name(f"{entry.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            tmp.mkdir()
+            manifest = fill(tmp)
+            if manifest is None:
+                manifest = manifest_of(tmp)
+            if not _is_model_dir(tmp):
+                raise ArchiveError(
+                    f"{handle} does not contain a model at its root: no saved_model.pb, "
+                    f"saved_model.pbtxt or tfhub_module.pb (found {_describe_top(tmp)}). "
+                    "An archive "
+                    "must be created from inside the model directory, e.g. "
+                    "`tar -czf model.tar.gz -C export_dir .`.",
+                    handle=handle,
+                )
+            _write_atomic(
+                _sibling(entry, MANIFEST_SUFFIX),
+                json.dumps(
+                    {
+                        "version": _MANIFEST_VERSION,
+                        "handle": handle,
+                        "files": {
+                            rel: {"size": r.size, "sha256": r.sha256}
+                            for rel, r in sorted(manifest.items())
+                        },
+                    },
+                    indent=1,
+                ),
+            )
+            _write_atomic(_sibling(entry, DESCRIPTOR_SUFFIX), _descriptor(handle))
+            try:
+                os.replace(tmp, entry)
+            except OSError as exc:
+                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) and check_entry(entry) is None:
+                    return entry  # another writer (e.g. tensorflow_hub ignoring our lock) won
+                raise
+        except OSError as exc:
+            if isinstance(exc, HubError):
+                raise
+            raise CacheError(
+                f"Could not write the cache entry for {handle} under {entry.parent}: {exc}. Check "
+                "free space and permissions, or set TFHUB_CACHE_DIR elsewhere.",
+                handle=handle,
+            ) from exc
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        _release_lock(entry, owner)
+    return entry
+
+
+def _describe_top(directory: Path) -> str:
+    names = sorted(os.listdir(directory))[:5]
+    return (
+        ", ".join(repr(n + ("/" if (directory / n).is_dir() else "")) for n in names) or "nothing"
+    )
+
+
+def _descriptor(handle: str) -> str:
+    now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f")
+    return (
+        f"Module: {handle}\nDownload Time: {now}\n"
+        f"Downloader Hostname: {socket.gethostname()} (PID:{os.getpid()})"
+    )

@@ -1,0 +1,125 @@
+"""Object-store handles (``gs://``, ``s3://``) through fsspec, cached like downloads.
+
+A handle ending in ``.tar``, ``.tar.gz`` or ``.tgz`` names an archive, streamed and unpacked;
+any other handle names a model directory, whose files are copied. Needs the optional extra:
+``pip install "tfhub[gcs]"`` or ``"tfhub[s3]"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from tfhub import config
+from tfhub.errors import (
+    ArchiveTooLargeError,
+    DownloadError,
+    InvalidHandleError,
+    ModelNotFoundError,
+    OfflineError,
+)
+from tfhub.handles import cache
+from tfhub.handles.archive import extract_tar_stream, safe_member_path
+from tfhub.handles.cache import FileRecord, Manifest
+from tfhub.handles.registry import scheme_of
+
+__all__ = ["ObjectStoreResolver"]
+
+logger = logging.getLogger(__name__)
+
+_EXTRAS = {"gs": "gcs", "gcs": "gcs", "s3": "s3", "s3a": "s3"}
+_ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+_CHUNK = 8 << 20
+
+
+def _filesystem(handle: str) -> Any:
+    scheme = scheme_of(handle) or ""
+    try:
+        import fsspec
+    except ImportError:
+        raise InvalidHandleError(
+            f'{handle} needs fsspec; install it with pip install "tfhub[{_EXTRAS[scheme]}]".',
+            handle=handle,
+        ) from None
+    try:
+        return fsspec.filesystem(scheme)
+    except (ImportError, ValueError) as exc:
+        raise InvalidHandleError(
+            f"{handle}: no filesystem for {scheme}:// ({exc}); install it with "
+            f'pip install "tfhub[{_EXTRAS[scheme]}]".',
+            handle=handle,
+        ) from exc
+
+
+def _copy_tree(fs: Any, handle: str, dest: Path) -> Manifest:
+    root = handle.rstrip("/")
+    try:
+        files = fs.find(root)
+    except FileNotFoundError:
+        files = []
+    if not files:
+        raise ModelNotFoundError(f"{handle} does not exist or is empty.", handle=handle)
+    manifest: Manifest = {}
+    limit = config.max_model_bytes()
+    total = 0
+    stripped = fs._strip_protocol(root)
+    for remote in files:
+        rel = safe_member_path(remote[len(stripped) :].lstrip("/"), source=handle)
+        if rel is None:
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        with fs.open(remote, "rb", block_size=_CHUNK) as src, open(target, "wb") as out:
+            while chunk := src.read(_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+                total += len(chunk)
+                if total > limit:
+                    raise ArchiveTooLargeError(
+                        f"{handle} holds more than {limit} bytes (TFHUB_MAX_MODEL_BYTES).",
+                        handle=handle,
+                    )
+        manifest[rel] = FileRecord(size, digest.hexdigest())
+    return manifest
+
+
+class ObjectStoreResolver:
+    """``gs://`` and ``s3://`` handles: archives or model directories in a bucket."""
+
+    def is_supported(self, handle: str) -> bool:
+        return scheme_of(handle) in _EXTRAS
+
+    def __call__(self, handle: str) -> str:
+        hit = cache.lookup(handle)
+        if hit is not None:
+            return str(hit)
+        if config.offline():
+            raise OfflineError(
+                f"{handle} is not in the cache at {config.cache_dir()} and TFHUB_OFFLINE is set.",
+                handle=handle,
+            )
+        fs = _filesystem(handle)
+
+        def fill(tmp: Path) -> Manifest:
+            try:
+                if handle.lower().endswith(_ARCHIVE_SUFFIXES):
+                    with fs.open(handle, "rb", block_size=_CHUNK) as src:
+                        return extract_tar_stream(src, tmp, source=handle)
+                return _copy_tree(fs, handle, tmp)
+            except FileNotFoundError as exc:
+                if isinstance(exc, ModelNotFoundError):
+                    raise
+                raise ModelNotFoundError(f"{handle} does not exist.", handle=handle) from exc
+            except (PermissionError, ConnectionError, TimeoutError) as exc:
+                raise DownloadError(
+                    f"Could not read {handle}: {exc}. Check the credentials and the bucket name.",
+                    handle=handle,
+                ) from exc
+
+        logger.info("Copying %s into the cache", handle)
+        return str(cache.install(handle, fill))

@@ -1,0 +1,26 @@
+"""Names and constants of the TF Hub hosting protocol, shared by our client and server.
+
+A model handle ``https://host/<publisher>/<model>/<version>`` serves the model page to a
+browser; the query parameter ``tf-hub-format`` asks for the model itself:
+
+* ``compressed``: a tar (usually gzip-compressed) whose root is the model directory;
+* ``uncompressed``: a ``303 See Other`` whose body is the storage location (``gs://...``).
+"""
+
+from __future__ import annotations
+
+import re
+
+FORMAT_PARAM = "tf-hub-format"
+COMPRESSED = "compressed"
+UNCOMPRESSED = "uncompressed"
+
+# Files whose presence makes a directory a model (checked in this order).
+SAVED_MODEL_PB = "saved_model.pb"
+SAVED_MODEL_PBTXT = "saved_model.pbtxt"
+TF1_MODULE_PB = "tfhub_module.pb"
+
+# Publisher ids and model names as the tfhub.dev docs format defines them.
+PUBLISHER_RE = re.compile(r"^[a-z\d][a-z\d-]*$")
+MODEL_NAME_RE = re.compile(r"^[\w.-]+(/[\w.-]+)*$")
+VERSION_RE = re.compile(r"^[1-9]\d*$")

@@ -1,0 +1,1 @@
+"""TF2 SavedModels: ``load``, the Reusable SavedModel interface and ``KerasLayer``."""

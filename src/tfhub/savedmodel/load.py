@@ -1,0 +1,85 @@
+"""``hub.load``: a handle → the restored SavedModel object."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from tfhub import protocol
+from tfhub.errors import InvalidHandleError, NotAModelError, UsageError
+from tfhub.handles.resolve import resolve
+
+__all__ = ["is_tf1_module", "load"]
+
+
+def _exists(path: str) -> bool:
+    if "://" in path:
+        import tensorflow as tf
+
+        return bool(tf.io.gfile.exists(path))
+    return os.path.exists(path)
+
+
+def is_tf1_module(path: str) -> bool:
+    """Whether the model directory ``path`` is in the TF1 Hub format (has tfhub_module.pb)."""
+    return _exists(os.path.join(path, protocol.TF1_MODULE_PB))
+
+
+def load(handle: str | os.PathLike[str], tags: Any = None, options: Any = None) -> Any:
+    """Resolves ``handle`` and loads the SavedModel found there.
+
+    The result is what ``tf.saved_model.load`` returns. A Reusable SavedModel has
+    ``obj(inputs, training=...)``, ``obj.variables``, ``obj.trainable_variables`` and
+    ``obj.regularization_losses``; every model has ``obj.signatures``. A model in the TF1 Hub
+    format is loaded from its untagged graph unless ``tags`` says otherwise; its object has
+    ``signatures`` and ``variables`` and ``obj._is_hub_module_v1`` is True.
+
+    Args:
+        handle: a path or URL (see :func:`tfhub.resolve`).
+        tags: the MetaGraph tags to load (default: ``serve`` for TF2, the empty set for TF1).
+        options: a ``tf.saved_model.LoadOptions``.
+
+    Returns:
+        The restored object.
+
+    Raises:
+        InvalidHandleError: ``handle`` is not a string.
+        NotAModelError: the directory holds neither ``saved_model.pb`` nor ``saved_model.pbtxt``.
+        Any error of :func:`tfhub.resolve`.
+
+    Example:
+        >>> obj = hub.load("https://hub.example.com/google/nnlm-en-dim50/2")
+        >>> obj(["a sentence"]).shape
+        TensorShape([1, 50])
+    """
+    if not isinstance(handle, str | os.PathLike):
+        raise InvalidHandleError(
+            f"Expected a string, got {handle!r} of type {type(handle).__name__}; hub.load() "
+            "takes a path or URL. To wrap an already-loaded object use hub.KerasLayer(obj).",
+            handle=repr(handle),
+        )
+    handle = os.fspath(handle)
+    path = resolve(handle)
+    tf1 = is_tf1_module(path)
+    if tf1 and tags is None:
+        tags = []
+    if not (
+        _exists(os.path.join(path, protocol.SAVED_MODEL_PB))
+        or _exists(os.path.join(path, protocol.SAVED_MODEL_PBTXT))
+    ):
+        raise NotAModelError(
+            f"Trying to load a model of incompatible/unknown type. '{path}' (from {handle}) "
+            "contains neither 'saved_model.pb' nor 'saved_model.pbtxt'. Point the handle at the "
+            "directory that tf.saved_model.save() wrote.",
+            handle=handle,
+        )
+    import tensorflow as tf
+
+    if options is not None and not isinstance(options, tf.saved_model.LoadOptions):
+        raise UsageError(
+            f"options must be a tf.saved_model.LoadOptions, got {type(options).__name__}.",
+            handle=handle,
+        )
+    obj = tf.saved_model.load(path, tags=tags, options=options)
+    obj._is_hub_module_v1 = tf1
+    return obj

@@ -1,0 +1,150 @@
+"""A small hosting-protocol server for tests, demos and quick local sharing.
+
+It serves model directories the way tfhub.dev did: ``GET /<path>?tf-hub-format=compressed``
+answers with a tar.gz of the directory (root = model root), any other ``GET`` with a short
+HTML page. It runs in a background thread on 127.0.0.1 and an ephemeral port::
+
+    with HostingServer({"demo/model/1": "/path/to/saved_model"}) as server:
+        hub.load(server.url("demo/model/1"))
+
+Routes may also be callables ``route(handler) -> None`` that write any response they like,
+which tests use to simulate broken or hostile servers. Every request is recorded in
+``server.requests`` as ``(method, path_with_query)``.
+
+The production server is ``tfhub serve``; this one exists so that everything can be tried
+and tested without it.
+"""
+
+from __future__ import annotations
+
+import http.server
+import io
+import os
+import tarfile
+import threading
+import urllib.parse
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from tfhub import protocol
+
+__all__ = ["HostingServer", "make_tarball"]
+
+Route = str | os.PathLike[str] | Callable[[http.server.BaseHTTPRequestHandler], None]
+
+
+def make_tarball(model_dir: str | os.PathLike[str], *, compress: bool = True) -> bytes:
+    """A tar(.gz) of ``model_dir`` whose root is the model root (``./saved_model.pb``, ...)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz" if compress else "w") as tar:
+        tar.add(os.fspath(model_dir), arcname=".", filter=_reset_owner)
+    return buf.getvalue()
+
+
+def _reset_owner(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # keep test output clean
+
+    def do_GET(self) -> None:
+        owner = self.server.owner
+        with owner._lock:
+            owner.requests.append(("GET", self.path))
+        parts = urllib.parse.urlsplit(self.path)
+        key = parts.path.strip("/")
+        route = owner.routes.get(key)
+        if route is None:
+            self.send_error(404, f"No model at /{key}")
+            return
+        if callable(route):
+            route(self)
+            return
+        formats = urllib.parse.parse_qs(parts.query).get(protocol.FORMAT_PARAM, [])
+        if protocol.COMPRESSED in formats:
+            body = owner.tarball(key, Path(route))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if formats:
+            self.send_error(400, f"Unsupported {protocol.FORMAT_PARAM}: {formats}")
+            return
+        page = f"<html><body><h1>{key}</h1><p>A model.</p></body></html>".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    owner: HostingServer
+
+
+class HostingServer:
+    """Serves model directories over the hosting protocol on 127.0.0.1 (see module doc)."""
+
+    def __init__(self, routes: Mapping[str, Route] | None = None) -> None:
+        self.routes: dict[str, Route] = {k.strip("/"): v for k, v in (routes or {}).items()}
+        self.requests: list[tuple[str, str]] = []
+        self._tarballs: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def tarball(self, key: str, model_dir: Path) -> bytes:
+        with self._lock:
+            if key not in self._tarballs:
+                self._tarballs[key] = make_tarball(model_dir)
+            return self._tarballs[key]
+
+    def start(self) -> HostingServer:
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd.owner = self
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def __enter__(self) -> HostingServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("The server is not running; call start() first.")
+        return int(self._httpd.server_address[1])
+
+    def url(self, path: str = "") -> str:
+        """The absolute URL of ``path`` on this server."""
+        return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
+
+    def count(self, path: str) -> int:
+        """How many requests reached ``path`` (query ignored)."""
+        with self._lock:
+            return sum(
+                1 for _, p in self.requests if urllib.parse.urlsplit(p).path.strip("/") == path
+            )

@@ -1,0 +1,80 @@
+"""Shared fixtures: an isolated cache per test, real SavedModels, a real local HTTP server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own cache and no TFHUB_* settings from the outside."""
+    for name in list(os.environ):
+        if name.startswith("TFHUB_") or name.lower() in (
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+            "no_proxy",
+        ):
+            monkeypatch.delenv(name, raising=False)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(cache))
+    monkeypatch.setenv("TFHUB_HTTP_TIMEOUT", "10")
+    return cache
+
+
+@pytest.fixture()
+def cache_dir(_isolated_env: Path) -> Path:
+    return _isolated_env
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Real SavedModels built once per session: mul, flag, text, dict."""
+    from tests import models as m
+
+    root = tmp_path_factory.mktemp("models")
+    return {
+        "mul": m.save_mul(root / "mul"),
+        "flag": m.save_training_flag(root / "flag"),
+        "text": m.save_text_embedding(root / "text"),
+        "dict": m.save_dict_model(root / "dict"),
+    }
+
+
+@pytest.fixture()
+def server(models: dict[str, Path]) -> Iterator[object]:
+    """A hosting-protocol server on 127.0.0.1 serving every model as test/<name>/1."""
+    from tfhub.testing import HostingServer
+
+    with HostingServer({f"test/{k}/1": v for k, v in models.items()}) as srv:
+        yield srv
+
+
+def run_python(code: str, *, env: dict[str, str] | None = None, timeout: float = 300) -> str:
+    """Runs ``code`` in a fresh interpreter (for process-wide TF settings); returns stdout."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=REPO,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"subprocess failed ({proc.returncode}):\nstdout:\n{proc.stdout}\nstderr:\n"
+            f"{proc.stderr[-6000:]}"
+        )
+    return proc.stdout

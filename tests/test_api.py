@@ -1,0 +1,130 @@
+"""The public surface, settings and the error tree."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+import tfhub as hub
+from tfhub import config, errors
+from tests.conftest import REPO
+
+EXPECTED_API = {
+    "ArchiveError",
+    "ArchiveTooLargeError",
+    "CacheError",
+    "ConfigError",
+    "DownloadError",
+    "HubError",
+    "InvalidHandleError",
+    "KerasLayer",
+    "ModelNotFoundError",
+    "NotAModelError",
+    "OfflineError",
+    "ProtocolError",
+    "RemoteNotFoundError",
+    "UsageError",
+    "__version__",
+    "load",
+    "register_resolver",
+    "resolve",
+}
+
+
+def test_all_is_exactly_the_public_api():
+    assert set(hub.__all__) == EXPECTED_API
+    for name in hub.__all__:
+        assert getattr(hub, name) is not None, name
+
+
+def test_unknown_attribute_raises_attribute_error():
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        hub.Nope  # noqa: B018
+
+
+def test_import_does_not_import_tensorflow_or_requests():
+    code = (
+        "import sys, tfhub; "
+        "print('tensorflow' in sys.modules, 'requests' in sys.modules, 'keras' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout
+    assert out.split() == ["False", "False", "False"]
+
+
+def test_error_tree_mixes_in_the_builtins_tensorflow_hub_raised():
+    assert issubclass(errors.InvalidHandleError, ValueError)
+    assert issubclass(errors.NotAModelError, ValueError)
+    assert issubclass(errors.UsageError, ValueError)
+    assert issubclass(errors.ModelNotFoundError, FileNotFoundError)
+    assert issubclass(errors.OfflineError, FileNotFoundError)
+    assert issubclass(errors.DownloadError, ConnectionError)
+    assert issubclass(errors.RemoteNotFoundError, FileNotFoundError)
+    assert issubclass(errors.RemoteNotFoundError, ConnectionError)
+    assert issubclass(errors.ArchiveError, OSError)
+    assert issubclass(errors.ProtocolError, ValueError)
+    assert issubclass(errors.ProtocolError, ConnectionError)
+    for name in hub.__all__:
+        obj = getattr(hub, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, hub.HubError)
+    err = errors.DownloadError("boom", handle="h", url="u", status=503)
+    assert (str(err), err.handle, err.url, err.status) == ("boom", "h", "u", 503)
+
+
+def test_settings_are_read_at_call_time(monkeypatch, tmp_path):
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "a"))
+    assert config.cache_dir() == tmp_path / "a"
+    monkeypatch.setenv("TFHUB_CACHE_DIR", f"file://{tmp_path}/b")
+    assert config.cache_dir() == tmp_path / "b"
+
+
+def test_default_cache_dir_is_persistent_and_per_user(monkeypatch, tmp_path):
+    monkeypatch.delenv("TFHUB_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert config.cache_dir() == tmp_path / "xdg" / "tfhub" / "modules"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    default = config.cache_dir()
+    assert str(default).startswith(os.path.expanduser("~"))
+    assert not str(default).startswith(tempfile.gettempdir())
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("COMPRESSED", config.LoadFormat.COMPRESSED),
+        ("uncompressed", config.LoadFormat.UNCOMPRESSED),
+        ("Auto", config.LoadFormat.AUTO),
+        ("", config.LoadFormat.AUTO),
+    ],
+)
+def test_model_load_format(monkeypatch, raw, expected):
+    monkeypatch.setenv("TFHUB_MODEL_LOAD_FORMAT", raw)
+    assert config.model_load_format() is expected
+
+
+def test_invalid_model_load_format_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("TFHUB_MODEL_LOAD_FORMAT", "zip")
+    with pytest.raises(hub.ConfigError, match=r"TFHUB_MODEL_LOAD_FORMAT='zip'.*COMPRESSED"):
+        hub.resolve("https://example.invalid/a/b/1")
+
+
+def test_boolean_and_number_settings(monkeypatch):
+    monkeypatch.setenv("TFHUB_OFFLINE", "yes")
+    assert config.offline() is True
+    monkeypatch.setenv("TFHUB_OFFLINE", "0")
+    assert config.offline() is False
+    monkeypatch.setenv("TFHUB_OFFLINE", "maybe")
+    with pytest.raises(hub.ConfigError, match="TFHUB_OFFLINE='maybe' is not a boolean"):
+        config.offline()
+    monkeypatch.setenv("TFHUB_HTTP_TIMEOUT", "-1")
+    with pytest.raises(hub.ConfigError, match="TFHUB_HTTP_TIMEOUT"):
+        config.http_timeout()
+    monkeypatch.setenv("TFHUB_HTTP_RETRIES", "two")
+    with pytest.raises(hub.ConfigError, match="not a number"):
+        config.http_retries()
