@@ -10,8 +10,8 @@ import tempfile
 import pytest
 
 import tfhub as hub
-from tfhub import config, errors
 from tests.conftest import REPO
+from tfhub import config, errors
 
 EXPECTED_API = {
     "ArchiveError",

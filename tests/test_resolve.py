@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import io
 import os
 import re
 import socket
-import tarfile
 import threading
 import time
 import warnings
@@ -18,7 +16,6 @@ import pytest
 import tfhub as hub
 from tfhub.handles.http import append_format_query
 from tfhub.testing import HostingServer, make_tarball
-
 
 # -- local handles ---------------------------------------------------------------------------
 
@@ -175,9 +172,10 @@ def test_404_is_model_not_found_with_the_url(server, cache_dir):
         hub.resolve(url)
     assert e.value.status == 404 and e.value.handle == url
     assert isinstance(e.value, FileNotFoundError)
-    assert not os.path.exists(cache_dir) or [
-        n for n in os.listdir(cache_dir) if not n.endswith(".lock")
-    ] == []
+    assert (
+        not os.path.exists(cache_dir)
+        or [n for n in os.listdir(cache_dir) if not n.endswith(".lock")] == []
+    )
 
 
 def test_transient_errors_are_retried_with_backoff(models, monkeypatch):
@@ -369,7 +367,7 @@ def test_uncompressed_mode_errors(monkeypatch):
     with HostingServer(
         {"ok": _answer(200, b"tarball"), "bad": _answer(303, b"https://elsewhere/x")}
     ) as srv:
-        with pytest.raises(ValueError, match="Expected 303 See Other.*received code 200") as e:
+        with pytest.raises(ValueError, match=r"Expected 303 See Other.*received code 200") as e:
             hub.resolve(srv.url("ok"))
         assert isinstance(e.value, hub.DownloadError)
         with pytest.raises(hub.DownloadError, match="gs:// location but received 'https"):

@@ -98,6 +98,11 @@ class KerasLayer(keras.layers.Layer):
             wrapped[0].regularizer = _SavedModelRegularizer(losses)
         # Assigning a list of keras.Variables makes Keras track them as this layer's weights.
         self._hub_weights = wrapped
+        # The trainable ones were created trainable so that Keras files them as trainable
+        # weights (which `layer.trainable = ...` toggles later); a frozen layer's weights must
+        # be frozen now too, or an enclosing model would still collect and train them.
+        for variable in wrapped[: len(trainable_vars)]:
+            variable.trainable = self.trainable
         self.built = True
 
     @property

@@ -20,8 +20,11 @@ logger = logging.getLogger(__name__)
 
 
 def _accepts_training(fn: Any) -> bool:
+    # A restored object's class forwards __call__(*args, **kwargs); the instance's own
+    # `__call__` attribute is the restored tf.function with the real parameters.
+    target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else fn.__call__
     try:
-        params = inspect.signature(fn).parameters
+        params = inspect.signature(target).parameters
     except (TypeError, ValueError):
         return False
     return "training" in params
