@@ -40,7 +40,7 @@ def cache_dir(_isolated_env: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Real SavedModels built once per session: mul, flag, text, dict."""
+    """Real models built once per session: mul, flag, text, dict (TF2) and tf1 (TF1 Hub)."""
     from tests import models as m
 
     root = tmp_path_factory.mktemp("models")
@@ -49,6 +49,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "flag": m.save_training_flag(root / "flag"),
         "text": m.save_text_embedding(root / "text"),
         "dict": m.save_dict_model(root / "dict"),
+        "tf1": m.save_tf1_module(root / "tf1"),
     }
 
 

@@ -140,3 +140,32 @@ def save_dict_model(path: Path) -> Path:
         signatures={"combine": model.combine, "serving_default": model.__call__},
     )
     return path
+
+
+def save_tf1_module(path: Path) -> Path:
+    """A minimal module in the TF1 Hub format, written with tf.compat.v1 only.
+
+    Graph variants: the empty tag set (inference) and {"train"}. Signature `default`:
+    float32 [None, 2] → {"default": x @ w, "double": 2 * x @ w}.
+    """
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, [None, 2], name="x")
+        w = v1.get_variable("w", initializer=[[1.0], [2.0]], use_resource=True)
+        y = tf.matmul(x, w)
+        info = v1.saved_model.utils.build_tensor_info
+        signature = v1.saved_model.signature_def_utils.build_signature_def(
+            inputs={"default": info(x)},
+            outputs={"default": info(y), "double": info(2.0 * y)},
+        )
+        with v1.Session(graph=graph) as sess:
+            sess.run(v1.global_variables_initializer())
+            builder = v1.saved_model.Builder(str(path))
+            builder.add_meta_graph_and_variables(
+                sess, tags=[], signature_def_map={"default": signature}
+            )
+            builder.add_meta_graph(["train"], signature_def_map={"default": signature})
+            builder.save()
+    (path / "tfhub_module.pb").write_bytes(b"\x08\x03")
+    return path

@@ -44,7 +44,8 @@ def _filesystem(handle: str) -> Any:
             handle=handle,
         ) from None
     try:
-        return fsspec.filesystem(scheme)
+        # A fresh instance: credentials and endpoints are read from the environment now.
+        return fsspec.filesystem(scheme, skip_instance_cache=True)
     except (ImportError, ValueError) as exc:
         raise InvalidHandleError(
             f"{handle}: no filesystem for {scheme}:// ({exc}); install it with "
