@@ -177,7 +177,7 @@ def lookup(handle: str, cache_root: Path | None = None) -> Path | None:
     if problem is None:
         return entry
     if entry.exists():
-        logger.warning("Ignoring the incomplete cache entry %s of %s: %s.", entry, handle, problem)
+        logger.info("Not using the incomplete cache entry %s of %s: %s.", entry, handle, problem)
     return None
 
 
@@ -304,7 +304,10 @@ def _discard(path: Path) -> None:
         return
     trash = path.with_name(f"{path.name}.{uuid.uuid4().hex}.trash")
     os.replace(path, trash)
-    shutil.rmtree(trash, ignore_errors=True)
+    if trash.is_dir() and not trash.is_symlink():
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        trash.unlink()
 
 
 def manifest_of(directory: Path) -> Manifest:

@@ -89,7 +89,8 @@ def _backoff(attempt: int, retry_after: str | None) -> float:
             return min(float(retry_after), 60.0)
         except ValueError:
             pass
-    return min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt) * (0.5 + random.random() / 2)
+    delay: float = min(_BACKOFF_CAP, _BACKOFF_BASE * 2.0**attempt)
+    return delay * (0.5 + random.random() / 2)
 
 
 def _status_error(handle: str, url: str, resp: requests.Response) -> DownloadError:

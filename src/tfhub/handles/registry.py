@@ -50,7 +50,7 @@ def check_handle(handle: object) -> str:
 
     if isinstance(handle, os.PathLike):
         # Accept pathlib.Path and friends: they can only mean a local path.
-        return os.fspath(handle)  # type: ignore[return-value]
+        return str(os.fspath(handle))
     raise InvalidHandleError(
         f"Expected a string, got {handle!r} of type {type(handle).__name__}; a model handle is "
         "a path or URL such as 'https://host/publisher/model/1'.",

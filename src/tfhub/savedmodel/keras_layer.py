@@ -146,7 +146,7 @@ class KerasLayer(keras.layers.Layer):
         return tf.nest.map_structure(lambda t: t.shape, spec)
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
+        config: dict[str, Any] = dict(super().get_config())
         config.update(self._hub.config())
         return config
 

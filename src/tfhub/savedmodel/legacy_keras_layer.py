@@ -86,6 +86,6 @@ class KerasLayer(tf_keras.layers.Layer):
         return tf.nest.map_structure(batch.concatenate, self._hub.output_shapes())
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
+        config: dict[str, Any] = dict(super().get_config())
         config.update(self._hub.config())
         return config
