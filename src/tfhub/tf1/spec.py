@@ -1,0 +1,529 @@
+"""Module specs of the TF1 Hub format: creating them, reading and writing them on disk.
+
+A spec is a set of graph variants (tag set → ``MetaGraphDef``) plus, once exported, a
+checkpoint of the variables. On disk (``ModuleSpec.export`` / ``Module.export``)::
+
+    tfhub_module.pb          ModuleDef{format: FORMAT_V3}: the bytes 08 03
+    saved_model.pb           SavedModel with one MetaGraphDef per tag set, no saver_def
+    variables/variables.*    a V2 checkpoint keyed by the variable names inside the module
+    assets/                  asset files; the graph finds them through `saved_model_assets`
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+
+from tfhub import protocol
+from tfhub.errors import NotAModelError, UsageError
+from tfhub.handles.resolve import resolve
+from tfhub.tf1 import protos
+from tfhub.tf1.tensor_info import ParsedTensorInfo, build_tensor_info, parse_tensor_infos
+
+__all__ = [
+    "ModuleSpec",
+    "add_signature",
+    "attach_message",
+    "create_module_spec",
+    "create_module_spec_from_saved_model",
+    "load_module_spec",
+]
+
+v1 = tf.compat.v1
+GK = v1.GraphKeys
+ASSETS_KEY = "saved_model_assets"
+ATTACHMENTS_KEY = "hub_module_attachments"
+SUPPORTED_COLLECTIONS = frozenset(
+    {
+        GK.GLOBAL_VARIABLES,
+        GK.TRAINABLE_VARIABLES,
+        GK.MODEL_VARIABLES,
+        GK.TABLE_INITIALIZERS,
+        GK.UPDATE_OPS,
+        GK.REGULARIZATION_LOSSES,
+        GK.ASSET_FILEPATHS,
+        GK.COND_CONTEXT,
+        GK.WHILE_CONTEXT,
+        ASSETS_KEY,
+        ATTACHMENTS_KEY,
+    }
+)
+# Always dropped when wrapping a plain TF1 SavedModel (they only make sense for serving).
+_SAVED_MODEL_ONLY_COLLECTIONS = ("global_step", "legacy_init_op", "saved_model_main_op")
+_ATTACHMENT_KEY_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")
+_ASSET_PLACEHOLDER = b"SAVEDMODEL-ASSET"
+
+AssetFileDef = type(v1.MetaGraphDef().asset_file_def.add())
+
+
+# --------------------------------------------------------------------------------------------
+# Building a spec: module_fn calls add_signature / attach_message while we record them.
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.signatures: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self.attachments: dict[str, bytes] = {}
+
+
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def _recording() -> Iterator[_Recorder]:
+    stack = _local.__dict__.setdefault("stack", [])
+    recorder = _Recorder()
+    stack.append(recorder)
+    try:
+        yield recorder
+    finally:
+        stack.pop()
+
+
+def _recorder(what: str) -> _Recorder:
+    stack = getattr(_local, "stack", None)
+    if not stack:
+        raise RuntimeError(
+            f"hub.{what}() can only be called inside the module_fn passed to "
+            "hub.create_module_spec()."
+        )
+    recorder: _Recorder = stack[-1]
+    return recorder
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return dict(value)
+    return {"default": value}
+
+
+def add_signature(name: str | None = None, inputs: Any = None, outputs: Any = None) -> None:
+    """Declares a signature of the module being defined (call it inside ``module_fn``).
+
+    Args:
+        name: the signature name (default ``"default"``).
+        inputs: a tensor or a dict of tensors (dense, ``tf.SparseTensor``, ``tf.RaggedTensor``);
+            usually ``tf.compat.v1.placeholder`` results. A single tensor is named "default".
+        outputs: a tensor or a dict of tensors, the same way.
+
+    Raises:
+        UsageError: a value that is not a supported tensor type.
+        RuntimeError: called outside ``module_fn``.
+    """
+    recorder = _recorder("add_signature")
+    name = name or "default"
+    ins, outs = _as_dict(inputs), _as_dict(outputs)
+    for kind, values in (("input", ins), ("output", outs)):
+        for key, value in values.items():
+            build_tensor_info(value, where=f"Signature {name!r} {kind} {key!r}")
+    recorder.signatures[name] = (ins, outs)
+
+
+def attach_message(key: str, message: Any) -> None:
+    """Attaches a protocol message to the module being defined (inside ``module_fn``).
+
+    Raises:
+        UsageError: ``key`` is not an identifier (letters, digits, underscores).
+    """
+    if not isinstance(key, str) or not _ATTACHMENT_KEY_RE.match(key):
+        raise UsageError(
+            f"hub.attach_message() called with malformed key {key!r}; use letters, digits and "
+            "underscores, starting with a letter."
+        )
+    _recorder("attach_message").attachments[key] = message.SerializeToString()
+
+
+def create_module_spec(
+    module_fn: Callable[..., Any],
+    tags_and_args: Iterable[tuple[Iterable[str], Mapping[str, Any]]] | None = None,
+    drop_collections: Iterable[str] | None = None,
+) -> ModuleSpec:
+    """Defines a module by running ``module_fn`` once per graph variant, each in a new graph.
+
+    Args:
+        module_fn: builds the module's graph with ``tf.compat.v1`` ops, using placeholders for
+            the inputs, and calls :func:`add_signature` at least once.
+        tags_and_args: ``(tags, kwargs)`` per graph variant; default ``[(set(), {})]``. Use
+            ``{"train"}`` for the variant to fine-tune with (dropout, batch norm updates).
+        drop_collections: graph collections to remove before the graph is stored.
+
+    Returns:
+        A :class:`ModuleSpec` without checkpoint: a Module made from it uses the variable
+        initializers.
+
+    Raises:
+        UsageError: no signature, unsupported collections, or a tag set used twice.
+    """
+    variants: dict[frozenset[str], Any] = {}
+    for tags, kwargs in list(tags_and_args or [(set(), {})]):
+        key = frozenset(tags or ())
+        if key in variants:
+            raise UsageError(f"Tags {sorted(key)!r} used repeatedly in tags_and_args.")
+        graph = tf.Graph()
+        with graph.as_default(), _recording() as recorder:
+            with v1.variable_scope("", use_resource=True):
+                module_fn(**dict(kwargs or {}))
+            for name in drop_collections or ():
+                graph.clear_collection(name)
+            _check_collections(graph.get_all_collection_keys(), where="graph")
+            if not recorder.signatures:
+                raise UsageError(
+                    "No signatures present. Please call hub.add_signature(...) at least once in "
+                    "the module_fn."
+                )
+            meta = v1.train.export_meta_graph(graph=graph, strip_default_attrs=True)
+            for name, (ins, outs) in recorder.signatures.items():
+                signature = v1.saved_model.signature_def_utils.build_signature_def(
+                    inputs={k: build_tensor_info(v, where=k) for k, v in ins.items()},
+                    outputs={k: build_tensor_info(v, where=k) for k, v in outs.items()},
+                )
+                meta.signature_def[name].CopyFrom(signature)
+            if recorder.attachments:
+                items = meta.collection_def[ATTACHMENTS_KEY].bytes_list.value
+                for akey, value in recorder.attachments.items():
+                    items.append(protos.ModuleAttachment(key=akey, value=value).SerializeToString())
+        meta.meta_info_def.ClearField("tags")
+        meta.meta_info_def.tags.extend(sorted(key))
+        variants[key] = meta
+    return ModuleSpec(variants, checkpoint_path=None)
+
+
+def _check_collections(keys: Iterable[Any], *, where: str) -> None:
+    # Keys that are not strings, or start with "__", are Python-only bookkeeping of tf.compat.v1
+    # (variable stores, scopes) that never reach the serialized graph.
+    unsupported = sorted(
+        k
+        for k in keys
+        if isinstance(k, str) and not k.startswith("__") and k not in SUPPORTED_COLLECTIONS
+    )
+    if unsupported:
+        raise UsageError(
+            f"Unsupported collections in {where}: {unsupported}\n"
+            f"Use hub.create_module_spec(..., drop_collections={unsupported!r}) as appropriate."
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# The spec itself
+
+
+class ModuleSpec:
+    """A module's definition: its graph variants and (after export) its variable values.
+
+    Get one from :func:`create_module_spec`, :func:`load_module_spec` or
+    :func:`create_module_spec_from_saved_model`; instantiate it with ``hub.Module(spec)``.
+    """
+
+    def __init__(
+        self,
+        variants: Mapping[frozenset[str], Any],
+        *,
+        checkpoint_path: str | None,
+        source: str | None = None,
+    ) -> None:
+        self._variants = dict(variants)
+        self._checkpoint_path = checkpoint_path
+        self._source = source
+        self._info_cache: dict[tuple[frozenset[str], str], Any] = {}
+
+    def __repr__(self) -> str:
+        return f"<hub.ModuleSpec {self._source or '(in memory)'} tags={self.get_tags()}>"
+
+    # -- queries -------------------------------------------------------------------------
+
+    def get_tags(self) -> list[frozenset[str]]:
+        """The tag sets of the graph variants, sorted."""
+        return sorted(self._variants, key=lambda t: (len(t), sorted(t)))
+
+    def _meta_graph(self, tags: Iterable[str] | None) -> Any:
+        key = frozenset(tags or ())
+        if key not in self._variants:
+            raise UsageError(
+                f"No such graph variant: tags={sorted(key)!r}; this module has "
+                f"{[sorted(t) for t in self.get_tags()]}."
+            )
+        return self._variants[key]
+
+    def get_signature_names(self, tags: Iterable[str] | None = None) -> list[str]:
+        return sorted(self._meta_graph(tags).signature_def)
+
+    def _signature(self, signature: str | None, tags: Iterable[str] | None) -> Any:
+        meta = self._meta_graph(tags)
+        name = signature or "default"
+        if name not in meta.signature_def:
+            raise UsageError(
+                f"Signature {name!r} is missing from meta graph; available: "
+                f"{sorted(meta.signature_def)}."
+            )
+        return meta.signature_def[name]
+
+    def _infos(self, signature: str | None, tags: Iterable[str] | None, kind: str) -> Any:
+        key = (frozenset(tags or ()), f"{signature or 'default'}/{kind}")
+        if key not in self._info_cache:
+            sig = self._signature(signature, tags)
+            infos = sig.inputs if kind == "inputs" else sig.outputs
+            graph = tf.Graph()
+            with graph.as_default():
+                v1.train.import_meta_graph(_strip_collections(self._meta_graph(tags), keep=()))
+                values = {
+                    k: v1.saved_model.utils.get_tensor_from_tensor_info(i, graph)
+                    for k, i in infos.items()
+                }
+            self._info_cache[key] = parse_tensor_infos(infos, values)
+        return dict(self._info_cache[key])
+
+    def get_input_info_dict(
+        self, signature: str | None = None, tags: Iterable[str] | None = None
+    ) -> dict[str, ParsedTensorInfo]:
+        """Input name → :class:`ParsedTensorInfo` of a signature (default "default")."""
+        return self._infos(signature, tags, "inputs")  # type: ignore[no-any-return]
+
+    def get_output_info_dict(
+        self, signature: str | None = None, tags: Iterable[str] | None = None
+    ) -> dict[str, ParsedTensorInfo]:
+        """Output name → :class:`ParsedTensorInfo` of a signature (default "default")."""
+        return self._infos(signature, tags, "outputs")  # type: ignore[no-any-return]
+
+    def get_attached_message(
+        self, key: str, message_type: Any, tags: Iterable[str] | None = None, required: bool = False
+    ) -> Any:
+        """The message attached under ``key`` (parsed as ``message_type``), or None.
+
+        Raises:
+            KeyError: ``required`` and nothing is attached under ``key``.
+        """
+        meta = self._meta_graph(tags)
+        found = None
+        for raw in meta.collection_def[ATTACHMENTS_KEY].bytes_list.value:
+            attachment = protos.ModuleAttachment.FromString(raw)
+            if attachment.key == key:
+                found = attachment.value
+        if found is None:
+            if required:
+                raise KeyError(
+                    f"No attached message for key '{key}' in graph version "
+                    f"{sorted(frozenset(tags or ()))} of Hub Module"
+                )
+            return None
+        return message_type.FromString(found)
+
+    # -- export --------------------------------------------------------------------------
+
+    def export(
+        self,
+        path: str | os.PathLike[str],
+        _sentinel: None = None,
+        checkpoint_path: str | None = None,
+        name_transform_fn: Callable[[str], str] | None = None,
+    ) -> None:
+        """Writes the module to ``path`` with variable values from ``checkpoint_path``.
+
+        Args:
+            path: the directory to create.
+            checkpoint_path: a checkpoint holding the module's variables (required).
+            name_transform_fn: maps a variable name inside the module to its name in the
+                checkpoint (e.g. ``lambda n: "encoder/" + n``).
+
+        Raises:
+            UsageError: no ``checkpoint_path``.
+        """
+        from tfhub.tf1.module import Module
+
+        if _sentinel is not None:
+            raise TypeError("ModuleSpec.export takes checkpoint_path as a keyword argument.")
+        if not checkpoint_path:
+            raise UsageError("Missing mandatory `checkpoint_path` parameter.")
+        transform = name_transform_fn or (lambda name: name)
+        with tf.Graph().as_default():
+            module = Module(self)
+            v1.train.init_from_checkpoint(
+                checkpoint_path,
+                {transform(name): var for name, var in module.variable_map.items()},
+            )
+            with v1.Session() as session:
+                session.run(v1.global_variables_initializer())
+                module.export(path, session)
+
+    def _write(self, path: str | os.PathLike[str], save_variables: Callable[[str], None]) -> None:
+        """Writes the module directory atomically; ``save_variables(prefix)`` writes the values."""
+        target = Path(path)
+        if (target / protocol.TF1_MODULE_PB).exists():
+            raise UsageError(f"{target} already holds a module; export into a new directory.")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            tmp.mkdir()
+            saved_model = protos.SavedModelFile()
+            for tags in self.get_tags():
+                meta = v1.MetaGraphDef()
+                meta.CopyFrom(self._variants[tags])
+                _pack_assets(meta, tmp / "assets")
+                saved_model.meta_graphs.append(meta.SerializeToString())
+            (tmp / protocol.SAVED_MODEL_PB).write_bytes(saved_model.SerializeToString())
+            (tmp / "variables").mkdir()
+            save_variables(str(tmp / "variables" / "variables"))
+            (tmp / protocol.TF1_MODULE_PB).write_bytes(
+                protos.ModuleDef(format=protos.FORMAT_V3).SerializeToString()
+            )
+            if target.exists():
+                target.rmdir()  # only an empty directory may be replaced
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise UsageError(f"Cannot export the module to {target}: {exc}") from exc
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Meta graph surgery shared by specs and modules
+
+
+def _strip_collections(meta: Any, *, keep: Iterable[str]) -> Any:
+    """A copy of ``meta`` that holds only the collections in ``keep``."""
+    result = v1.MetaGraphDef()
+    result.CopyFrom(meta)
+    keep = set(keep)
+    for name in list(result.collection_def):
+        if name not in keep:
+            del result.collection_def[name]
+    return result
+
+
+def _const_node(meta: Any, tensor_name: str) -> Any:
+    node_name = tensor_name.split(":")[0]
+    for node in meta.graph_def.node:
+        if node.name == node_name:
+            if node.op != "Const" or node.attr["dtype"].type != tf.string.as_datatype_enum:
+                raise TypeError(f"Asset {tensor_name} is not a scalar string constant.")
+            return node
+    raise UsageError(f"Asset tensor {tensor_name} is missing from the graph.")
+
+
+def _asset_tensor_names(meta: Any) -> list[str]:
+    return list(meta.collection_def[GK.ASSET_FILEPATHS].node_list.value)
+
+
+def _pack_assets(meta: Any, assets_dir: Path) -> None:
+    """Copies asset files into ``assets_dir`` and records them as ``saved_model_assets``."""
+    if GK.ASSET_FILEPATHS not in meta.collection_def:
+        return
+    used: set[str] = set()
+    anys = meta.collection_def[ASSETS_KEY].any_list.value
+    for name in _asset_tensor_names(meta):
+        node = _const_node(meta, name)
+        source = tf.make_ndarray(node.attr["value"].tensor).item().decode("utf8")
+        base = os.path.basename(source)
+        filename, n = base, 1
+        while filename in used:
+            stem, ext = os.path.splitext(base)
+            filename, n = f"{stem}_{n}{ext}", n + 1
+        used.add(filename)
+        assets_dir.mkdir(exist_ok=True)
+        shutil.copyfile(source, assets_dir / filename)
+        node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(_ASSET_PLACEHOLDER))
+        asset = AssetFileDef(filename=filename)
+        asset.tensor_info.name = name
+        anys.add().Pack(asset)
+
+
+def _unpack_assets(meta: Any, module_dir: Path) -> None:
+    """Points asset constants at ``<module_dir>/assets/<file>`` (so modules can move)."""
+    assets: list[Any] = list(meta.asset_file_def)
+    for packed in meta.collection_def[ASSETS_KEY].any_list.value:
+        asset = AssetFileDef()
+        packed.Unpack(asset)
+        assets.append(asset)
+    assets_dir = (module_dir / "assets").resolve()
+    for asset in assets:
+        path = (assets_dir / asset.filename).resolve()
+        if assets_dir not in path.parents:
+            raise NotAModelError(
+                f"Asset filename ({asset.filename}) points outside assets_dir in {module_dir}."
+            )
+        node = _const_node(meta, asset.tensor_info.name)
+        node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(str(path).encode("utf8")))
+        if asset.tensor_info.name not in _asset_tensor_names(meta):
+            meta.collection_def[GK.ASSET_FILEPATHS].node_list.value.append(asset.tensor_info.name)
+    if ASSETS_KEY in meta.collection_def:
+        del meta.collection_def[ASSETS_KEY]
+    meta.ClearField("asset_file_def")
+
+
+def _read_meta_graphs(path: Path) -> list[Any]:
+    pb = path / protocol.SAVED_MODEL_PB
+    if not pb.is_file():
+        raise NotAModelError(f"{path} has no {protocol.SAVED_MODEL_PB}.", handle=str(path))
+    saved = protos.SavedModelFile.FromString(pb.read_bytes())
+    return [v1.MetaGraphDef.FromString(raw) for raw in saved.meta_graphs]
+
+
+def _checkpoint_of(path: Path) -> str | None:
+    prefix = path / "variables" / "variables"
+    return str(prefix) if Path(f"{prefix}.index").is_file() else None
+
+
+def load_module_spec(path: str | os.PathLike[str]) -> ModuleSpec:
+    """Reads the spec of a TF1 Hub module from a handle (path or URL).
+
+    Raises:
+        NotAModelError: no ``tfhub_module.pb``, an unknown format or required features.
+        Any error of :func:`tfhub.resolve`.
+    """
+    handle = os.fspath(path)
+    module_dir = Path(resolve(handle))
+    module_pb = module_dir / protocol.TF1_MODULE_PB
+    if not module_pb.is_file():
+        raise NotAModelError(
+            f"{handle} is not in the TF1 Hub format: {module_pb} does not exist. Use hub.load() "
+            "or hub.KerasLayer() for TF2 SavedModels.",
+            handle=handle,
+        )
+    module_def = protos.ModuleDef.FromString(module_pb.read_bytes())
+    if module_def.format != protos.FORMAT_V3:
+        raise NotAModelError(
+            f"Unsupported module def format: {module_def.format!r} in {handle}.", handle=handle
+        )
+    if module_def.required_features:
+        raise NotAModelError(
+            f"Unsupported features: {list(module_def.required_features)!r} required by {handle}; "
+            "a newer library is needed to use this module.",
+            handle=handle,
+        )
+    variants = {}
+    for meta in _read_meta_graphs(module_dir):
+        _check_collections(meta.collection_def, where=f"module {handle}")
+        _unpack_assets(meta, module_dir)
+        variants[frozenset(meta.meta_info_def.tags)] = meta
+    return ModuleSpec(variants, checkpoint_path=_checkpoint_of(module_dir), source=handle)
+
+
+def create_module_spec_from_saved_model(
+    saved_model_path: str | os.PathLike[str], drop_collections: Iterable[str] | None = None
+) -> ModuleSpec:
+    """Wraps a TF1 SavedModel (signatures on tagged graphs) as a module spec.
+
+    The ``global_step``, ``legacy_init_op`` and ``saved_model_main_op`` collections are always
+    dropped, as are those in ``drop_collections``. Export the result to get a TF1 Hub module.
+    """
+    path = Path(os.fspath(saved_model_path))
+    drop = set(_SAVED_MODEL_ONLY_COLLECTIONS) | set(drop_collections or ())
+    variants = {}
+    for meta in _read_meta_graphs(path):
+        for name in drop & set(meta.collection_def):
+            del meta.collection_def[name]
+        meta.ClearField("saver_def")
+        _check_collections(meta.collection_def, where=f"SavedModel {path}")
+        _unpack_assets(meta, path)
+        variants[frozenset(meta.meta_info_def.tags)] = meta
+    return ModuleSpec(variants, checkpoint_path=_checkpoint_of(path), source=str(path))
