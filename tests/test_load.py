@@ -61,8 +61,8 @@ def test_missing_path(tmp_path):
 def test_tf1_hub_format_loads_untagged_graph_with_signatures(server):
     obj = hub.load(server.url("test/tf1/1"))
     assert obj._is_hub_module_v1 is True
-    assert not callable(obj)
     assert sorted(obj.signatures) == ["default"]
+    np.testing.assert_allclose(obj(tf.constant([[1.0, 1.0]])), [[3.0]])  # callable now
     out = obj.signatures["default"](default=tf.constant([[1.0, 1.0]]))
     np.testing.assert_allclose(out["default"], [[3.0]])
     np.testing.assert_allclose(out["double"], [[6.0]])

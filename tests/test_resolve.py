@@ -79,16 +79,16 @@ def test_register_rejects_non_resolvers():
         hub.register_resolver(object())
 
 
-def test_object_store_without_extra_is_a_clear_error(monkeypatch):
+def test_object_store_without_extra_is_a_clear_error():
     import fsspec
 
     try:
-        fsspec.get_filesystem_class("s3")
-        pytest.skip("s3fs is installed")
+        fsspec.get_filesystem_class("gs")
+        pytest.skip("gcsfs is installed")
     except ImportError:
         pass
-    with pytest.raises(hub.InvalidHandleError, match=r"s3://bucket/model.*tfhub\[s3\]"):
-        hub.resolve("s3://bucket/model")
+    with pytest.raises(hub.InvalidHandleError, match=r"gs://bucket/model.*tfhub\[gcs\]"):
+        hub.resolve("gs://bucket/model")
 
 
 # -- hosting protocol ------------------------------------------------------------------------

@@ -42,16 +42,31 @@ __all__ = [
     "ConfigError",
     "DownloadError",
     "HubError",
+    "ImageModuleInfo",
     "InvalidHandleError",
     "KerasLayer",
+    "LatestModuleExporter",
     "ModelNotFoundError",
+    "Module",
+    "ModuleSpec",
     "NotAModelError",
     "OfflineError",
     "ProtocolError",
     "RemoteNotFoundError",
     "UsageError",
     "__version__",
+    "add_signature",
+    "attach_image_module_info",
+    "attach_message",
+    "convert",
+    "create_module_spec",
+    "create_module_spec_from_saved_model",
+    "eval_function_for_module",
+    "get_expected_image_size",
+    "get_num_image_channels",
     "load",
+    "load_module_spec",
+    "register_module_for_export",
     "register_resolver",
     "resolve",
 ]
@@ -61,12 +76,45 @@ _LAZY = {
     "resolve": "tfhub.handles.resolve",
     "register_resolver": "tfhub.handles.resolve",
     "load": "tfhub.savedmodel.load",
+    # The TF1 Hub format.
+    "Module": "tfhub.tf1.module",
+    "eval_function_for_module": "tfhub.tf1.module",
+    "ModuleSpec": "tfhub.tf1.spec",
+    "add_signature": "tfhub.tf1.spec",
+    "attach_message": "tfhub.tf1.spec",
+    "create_module_spec": "tfhub.tf1.spec",
+    "create_module_spec_from_saved_model": "tfhub.tf1.spec",
+    "load_module_spec": "tfhub.tf1.spec",
+    "LatestModuleExporter": "tfhub.tf1.exporter",
+    "register_module_for_export": "tfhub.tf1.exporter",
+    "convert": "tfhub.tf1.interop",
+    "ImageModuleInfo": "tfhub.signatures.image",
+    "attach_image_module_info": "tfhub.signatures.image",
+    "get_expected_image_size": "tfhub.signatures.image",
+    "get_num_image_channels": "tfhub.signatures.image",
 }
 
 if TYPE_CHECKING:
     from tfhub.handles.resolve import register_resolver, resolve
     from tfhub.savedmodel.keras_layer import KerasLayer
     from tfhub.savedmodel.load import load
+    from tfhub.signatures.image import (
+        ImageModuleInfo,
+        attach_image_module_info,
+        get_expected_image_size,
+        get_num_image_channels,
+    )
+    from tfhub.tf1.exporter import LatestModuleExporter, register_module_for_export
+    from tfhub.tf1.interop import convert
+    from tfhub.tf1.module import Module, eval_function_for_module
+    from tfhub.tf1.spec import (
+        ModuleSpec,
+        add_signature,
+        attach_message,
+        create_module_spec,
+        create_module_spec_from_saved_model,
+        load_module_spec,
+    )
 
 
 def _keras_layer_module() -> str:

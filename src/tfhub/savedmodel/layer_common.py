@@ -63,7 +63,9 @@ class HubLayerCore:
             self.obj = handle
         self.tags = None if tags is None else sorted(tags)
         self.is_tf1 = bool(getattr(self.obj, "_is_hub_module_v1", False))
-        if self.is_tf1:
+        if self.is_tf1 and (signature or signature_outputs_as_dict or output_key):
+            # A signature call; without any of these the module's __call__ applies the default
+            # signature's "default" output, and can be fine-tuned.
             signature = signature or "default"
             if not signature_outputs_as_dict:
                 output_key = output_key or "default"
@@ -148,11 +150,6 @@ class HubLayerCore:
     def check_trainable(self, trainable: bool, n_trainable_weights: int) -> None:
         if not trainable:
             return
-        if self.is_tf1:
-            raise UsageError(
-                "Setting hub.KerasLayer.trainable = True is unsupported when loading from the TF1 "
-                "Hub format; use a TF2 SavedModel (or hub.Module in a TF1 graph) to fine-tune."
-            )
         if self.signature:
             raise UsageError(
                 "Setting hub.KerasLayer.trainable = True is unsupported when calling a SavedModel "

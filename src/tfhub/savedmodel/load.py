@@ -31,8 +31,11 @@ def load(handle: str | os.PathLike[str], tags: Any = None, options: Any = None) 
     The result is what ``tf.saved_model.load`` returns. A Reusable SavedModel has
     ``obj(inputs, training=...)``, ``obj.variables``, ``obj.trainable_variables`` and
     ``obj.regularization_losses``; every model has ``obj.signatures``. A model in the TF1 Hub
-    format is loaded from its untagged graph unless ``tags`` says otherwise; its object has
-    ``signatures`` and ``variables`` and ``obj._is_hub_module_v1`` is True.
+    format is loaded from its untagged graph unless ``tags`` says otherwise, as a
+    :class:`~tfhub.tf1.interop.TF1ModuleObject`: ``obj.signatures[name](**inputs)`` returns a
+    dict as before, and ``obj(x, training=...)`` applies the default signature (its ``{"train"}``
+    variant when training), with ``variables``, ``trainable_variables`` and
+    ``regularization_losses``; ``obj._is_hub_module_v1`` is True.
 
     Args:
         handle: a path or URL (see :func:`tfhub.resolve`).
@@ -75,6 +78,10 @@ def load(handle: str | os.PathLike[str], tags: Any = None, options: Any = None) 
         )
     import tensorflow as tf
 
+    if tf1:
+        from tfhub.tf1.interop import TF1ModuleObject
+
+        return TF1ModuleObject(path, tags=tags)
     if options is not None and not isinstance(options, tf.saved_model.LoadOptions):
         raise UsageError(
             f"options must be a tf.saved_model.LoadOptions, got {type(options).__name__}.",

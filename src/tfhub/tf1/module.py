@@ -189,6 +189,30 @@ class Module:
             )
         return outputs["default"]
 
+    def _apply_variant(self, inputs: Any, signature: str, tags: frozenset[str]) -> Any:
+        """Applies ``signature`` of another graph variant (e.g. {"train"}) to this module's state.
+
+        The variants of one module define the same variables, so the other variant's graph is
+        imported with its state ops fed from the state this module already holds.
+        """
+        other = Module.__new__(Module)
+        other.__dict__.update(self.__dict__)
+        other._tags = frozenset(tags)
+        other._meta = self._spec._meta_graph(tags)
+        missing = sorted(
+            node.name
+            for node in other._meta.graph_def.node
+            if node.op in ("VarHandleOp", "HashTableV2", "MutableHashTableV2")
+            and node.name not in self._state
+        )
+        if missing:
+            raise UsageError(
+                f"Graph variant {sorted(tags)} has state that variant {sorted(self._tags)} lacks: "
+                f"{missing}."
+            )
+        other._apply_meta = other._make_apply_meta()
+        return other(inputs, signature=signature, as_dict=True)
+
     # -- introspection -------------------------------------------------------------------
 
     def get_signature_names(self) -> list[str]:
@@ -222,14 +246,10 @@ class Module:
             raise RuntimeError("default graph differs from the graph where the module was made.")
         if session.graph is not self._graph:
             raise RuntimeError("session graph differs from the graph where the module was made.")
-        saver = v1.train.Saver(
-            self._variable_map, sharded=True, write_version=v1.train.SaverDef.V2
-        )
+        saver = v1.train.Saver(self._variable_map, sharded=True, write_version=v1.train.SaverDef.V2)
         self._spec._write(
             path,
-            lambda prefix: saver.save(
-                session, prefix, write_meta_graph=False, write_state=False
-            ),
+            lambda prefix: saver.save(session, prefix, write_meta_graph=False, write_state=False),
         )
 
 
@@ -243,9 +263,7 @@ def _match_inputs(inputs: Any, expected: Mapping[str, Any]) -> dict[str, Any]:
     elif not expected:
         raise TypeError("Signature expects no inputs.")
     else:
-        raise TypeError(
-            f"Signature expects multiple inputs ({sorted(expected)}). Use a dict."
-        )
+        raise TypeError(f"Signature expects multiple inputs ({sorted(expected)}). Use a dict.")
     missing = sorted(set(expected) - set(given))
     extra = sorted(set(given) - set(expected))
     if missing or extra:
@@ -255,23 +273,31 @@ def _match_inputs(inputs: Any, expected: Mapping[str, Any]) -> dict[str, Any]:
 
 def _input_map_entries(info: Any, value: Any, key: str) -> dict[str, Any]:
     kind = info.WhichOneof("encoding")
-    dtype = tf.as_dtype(info.dtype)
+    dtype = tf.as_dtype(info.dtype) if kind != "composite_tensor" else None
     if kind == "name":
         if isinstance(value, tf.SparseTensor | tf.RaggedTensor):
-            raise TypeError(f"Can't convert {key!r}: got {type(value).__name__}, expected a Tensor.")
+            raise TypeError(
+                f"Can't convert {key!r}: got {type(value).__name__}, expected a Tensor."
+            )
         return {info.name: tf.convert_to_tensor(value, dtype=dtype)}
     if kind == "coo_sparse":
         if not isinstance(value, tf.SparseTensor):
-            raise TypeError(f"Can't convert {key!r}: got {type(value).__name__}, expected a SparseTensor.")
+            raise TypeError(
+                f"Can't convert {key!r}: got {type(value).__name__}, expected a SparseTensor."
+            )
         coo = info.coo_sparse
         return {
             coo.indices_tensor_name: value.indices,
-            coo.values_tensor_name: tf.cast(value.values, dtype) if value.dtype != dtype else value.values,
+            coo.values_tensor_name: tf.cast(value.values, dtype)
+            if value.dtype != dtype
+            else value.values,
             coo.dense_shape_tensor_name: value.dense_shape,
         }
     components = info.composite_tensor.components
     if not isinstance(value, tf.RaggedTensor):
-        raise TypeError(f"Can't convert {key!r}: got {type(value).__name__}, expected a RaggedTensor.")
+        raise TypeError(
+            f"Can't convert {key!r}: got {type(value).__name__}, expected a RaggedTensor."
+        )
     flat = tf.nest.flatten(value, expand_composites=True)
     if len(flat) != len(components):
         raise TypeError(

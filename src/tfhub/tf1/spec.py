@@ -346,7 +346,8 @@ class ModuleSpec:
             raise UsageError("Missing mandatory `checkpoint_path` parameter.")
         transform = name_transform_fn or (lambda name: name)
         with tf.Graph().as_default():
-            module = Module(self)
+            # Every graph variant holds the same variables: any of them can carry the values.
+            module = Module(self, tags=self.get_tags()[0])
             v1.train.init_from_checkpoint(
                 checkpoint_path,
                 {transform(name): var for name, var in module.variable_map.items()},
@@ -411,7 +412,8 @@ def _const_node(meta: Any, tensor_name: str) -> Any:
 
 
 def _asset_tensor_names(meta: Any) -> list[str]:
-    return list(meta.collection_def[GK.ASSET_FILEPATHS].node_list.value)
+    # A tensor may be listed twice (e.g. by the user and by a table initializer).
+    return list(dict.fromkeys(meta.collection_def[GK.ASSET_FILEPATHS].node_list.value))
 
 
 def _pack_assets(meta: Any, assets_dir: Path) -> None:

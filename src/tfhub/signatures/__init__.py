@@ -1,0 +1,1 @@
+"""Common signatures and their helpers."""
