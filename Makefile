@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# tensorflow_hub 0.15 (the last with the TF1 API) for compatibility tests only, kept apart
+	# from the environment because it cannot be imported on TF 2.16+ without a stand-in.
+	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/tfhub015 tensorflow_hub==0.15.0
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -76,7 +76,7 @@ def test_variables_are_shared_between_calls_and_scopes_are_fresh():
             "layer2/bias",
             "layer2/kernel",
         ]
-        assert [v.name for v in first.variables][0] == "module/layer1/bias:0"
+        assert next(v.name for v in first.variables) == "module/layer1/bias:0"
 
 
 def test_two_inputs_two_outputs_signature():
@@ -306,7 +306,7 @@ def test_latest_module_exporter(tmp_path):
 
     with tf.Graph().as_default():
         graph_fn()
-        scale = [v for v in v1.global_variables() if v.name == "module/scale:0"][0]
+        scale = next(v for v in v1.global_variables() if v.name == "module/scale:0")
         with v1.Session() as session:
             session.run(v1.global_variables_initializer())
             session.run(scale.assign(7.0))

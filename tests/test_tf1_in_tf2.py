@@ -61,7 +61,7 @@ def test_fine_tuning_a_tf1_module_in_keras3(train_module):
     np.testing.assert_allclose(layer(x, training=False), np.full((8, 4), 4.0))
     model = keras.Sequential([keras.Input(shape=(4,)), layer, keras.layers.Dense(1)])
     model.compile(keras.optimizers.SGD(0.01), "mse")
-    w = [v for v in layer.resolved_object.variables if "w" in v.name.split("/")[-1]][0]
+    w = next(v for v in layer.resolved_object.variables if "w" in v.name.split("/")[-1])
     before = w.numpy().copy()
     model.fit(x, np.zeros((8, 1), np.float32), epochs=2, verbose=0)
     assert not np.allclose(w.numpy(), before)
@@ -90,3 +90,14 @@ def test_convert_gives_identical_outputs(seed_module, train_module, tmp_path):
     assert np.count_nonzero(train(ones, training=True).numpy() == 0) > 0
     layer = hub.KerasLayer(str(tmp_path / "tf2"), trainable=True)
     assert len(layer.trainable_weights) == 4
+
+
+def test_convert_command(seed_module, tmp_path, capsys):
+    from tfhub import cli
+
+    assert cli.main(["convert", seed_module, str(tmp_path / "out")]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "out")
+    assert (tmp_path / "out" / "saved_model.pb").is_file()
+    assert not (tmp_path / "out" / "tfhub_module.pb").exists()
+    assert cli.main(["convert", str(tmp_path / "out"), str(tmp_path / "again")]) == 2
+    assert "not in the TF1 Hub format" in capsys.readouterr().err

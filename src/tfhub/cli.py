@@ -25,6 +25,13 @@ def _cmd_resolve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from tfhub.tf1.interop import convert
+
+    print(convert(args.src, args.dst))
+    return 0
+
+
 def _cache_entries() -> list[tuple[str, str, str | None]]:
     """(sha1 name, handle, problem) of every entry in the cache."""
     from tfhub.handles import cache
@@ -87,6 +94,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("resolve", help="download and cache a handle; print its local directory")
     p.add_argument("handle", help="path or URL of a model")
     p.set_defaults(func=_cmd_resolve)
+
+    p = sub.add_parser("convert", help="convert a TF1 Hub module into a TF2 Reusable SavedModel")
+    p.add_argument("src", help="handle (path or URL) of a TF1 Hub module")
+    p.add_argument("dst", help="directory to write the SavedModel to")
+    p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("cache", help="look at the model cache (TFHUB_CACHE_DIR)")
     cache_sub = p.add_subparsers(dest="cache_command", required=True)

@@ -141,7 +141,7 @@ class LatestModuleExporter:
 
         exporter = self
 
-        class _ExportCallback(keras.callbacks.Callback):  # type: ignore[misc]
+        class _ExportCallback(keras.callbacks.Callback):
             def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
                 exporter.export(export_path, checkpoint_dir=checkpoint_dir)
 

@@ -168,11 +168,11 @@ class TF1ModuleObject(tf.Module):
         return fn(inputs)
 
     @property
-    def variables(self) -> list[tf.Variable]:  # type: ignore[override]
+    def variables(self) -> list[tf.Variable]:
         return list(self._all_variables)
 
     @property
-    def trainable_variables(self) -> list[tf.Variable]:  # type: ignore[override]
+    def trainable_variables(self) -> list[tf.Variable]:
         return list(self._trainable)
 
     @property

@@ -246,6 +246,9 @@ class Module:
             raise RuntimeError("default graph differs from the graph where the module was made.")
         if session.graph is not self._graph:
             raise RuntimeError("session graph differs from the graph where the module was made.")
+        if not self._variable_map:  # nothing to checkpoint
+            self._spec._write(path, None)
+            return
         saver = v1.train.Saver(self._variable_map, sharded=True, write_version=v1.train.SaverDef.V2)
         self._spec._write(
             path,

@@ -356,8 +356,11 @@ class ModuleSpec:
                 session.run(v1.global_variables_initializer())
                 module.export(path, session)
 
-    def _write(self, path: str | os.PathLike[str], save_variables: Callable[[str], None]) -> None:
-        """Writes the module directory atomically; ``save_variables(prefix)`` writes the values."""
+    def _write(
+        self, path: str | os.PathLike[str], save_variables: Callable[[str], Any] | None
+    ) -> None:
+        """Writes the module directory atomically; ``save_variables(prefix)`` writes the values
+        (None: the module has no variables)."""
         target = Path(path)
         if (target / protocol.TF1_MODULE_PB).exists():
             raise UsageError(f"{target} already holds a module; export into a new directory.")
@@ -372,8 +375,9 @@ class ModuleSpec:
                 _pack_assets(meta, tmp / "assets")
                 saved_model.meta_graphs.append(meta.SerializeToString())
             (tmp / protocol.SAVED_MODEL_PB).write_bytes(saved_model.SerializeToString())
-            (tmp / "variables").mkdir()
-            save_variables(str(tmp / "variables" / "variables"))
+            if save_variables is not None:
+                (tmp / "variables").mkdir()
+                save_variables(str(tmp / "variables" / "variables"))
             (tmp / protocol.TF1_MODULE_PB).write_bytes(
                 protos.ModuleDef(format=protos.FORMAT_V3).SerializeToString()
             )
