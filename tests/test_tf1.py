@@ -327,3 +327,26 @@ def test_latest_module_exporter(tmp_path):
     )
     with pytest.raises(ValueError, match="positive"):
         hub.LatestModuleExporter("x", graph_fn, exports_to_keep=0)
+
+
+def test_latest_module_exporter_as_keras_callback(tmp_path):
+    import keras
+
+    spec = hub.create_module_spec(mods.fruit_module_fn)
+
+    def graph_fn():
+        hub.register_module_for_export(hub.Module(spec), "fruit")
+
+    with tf.Graph().as_default():
+        graph_fn()
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            v1.train.Saver().save(session, str(tmp_path / "train" / "model"))
+    exporter = hub.LatestModuleExporter("fruit", graph_fn, exports_to_keep=None)
+    callback = exporter.keras_callback(str(tmp_path / "exports"), str(tmp_path / "train"))
+    model = keras.Sequential([keras.Input(shape=(1,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    model.fit(np.ones((4, 1)), np.ones((4, 1)), epochs=2, verbose=0, callbacks=[callback])
+    exports = sorted(os.listdir(tmp_path / "exports"))
+    assert len(exports) == 2
+    assert os.path.isfile(tmp_path / "exports" / exports[-1] / "fruit" / "tfhub_module.pb")

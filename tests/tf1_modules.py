@@ -50,11 +50,13 @@ def train_variant_module_fn(is_training):
     w = v1.get_variable("w", initializer=tf.ones([4, 4]))
     moving = v1.get_variable("moving_mean", initializer=tf.zeros([4]), trainable=False)
     h = tf.matmul(x, w)
-    if is_training:
+    if is_training:  # like batch norm: batch statistics in training, updating the moving mean
         update = v1.assign(moving, 0.9 * moving + 0.1 * tf.reduce_mean(h, axis=0))
         v1.add_to_collection(v1.GraphKeys.UPDATE_OPS, update)
-        h = tf.nn.dropout(h, rate=0.5, seed=3)
-    hub.add_signature(inputs=x, outputs=h - moving)
+        out = tf.nn.dropout(h, rate=0.5, seed=3)
+    else:
+        out = h - moving
+    hub.add_signature(inputs=x, outputs=out)
 
 
 TRAIN_TAGS_AND_ARGS = [({"train"}, {"is_training": True}), (set(), {"is_training": False})]

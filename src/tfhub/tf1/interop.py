@@ -107,14 +107,21 @@ class TF1ModuleObject(tf.Module):
             if train_tags is not None and "default" in spec.get_signature_names(train_tags):
                 train_infos = spec.get_input_info_dict("default", train_tags)
                 train_ph = {k: _placeholder(i) for k, i in train_infos.items()}
-                train = (train_ph, module._apply_variant(train_ph, "default", train_tags))
+                n_updates = len(v1.get_collection(GK.UPDATE_OPS))
+                outputs = module._apply_variant(train_ph, "default", train_tags)
+                # Running the train variant runs its UPDATE_OPS (e.g. batch-norm moving
+                # averages), as a TF1 training loop would.
+                updates = v1.get_collection(GK.UPDATE_OPS)[n_updates:]
+                if updates and "default" in outputs:
+                    with tf.control_dependencies(updates):
+                        outputs = {**outputs, "default": tf.identity(outputs["default"])}
+                train = (train_ph, outputs)
             built.update(
                 signatures=signatures,
                 train=train,
                 init=tf.group(v1.global_variables_initializer(), v1.tables_initializer()),
                 losses=v1.get_collection(GK.REGULARIZATION_LOSSES),
                 trainable=v1.get_collection(GK.TRAINABLE_VARIABLES),
-                updates=v1.get_collection(GK.UPDATE_OPS),
             )
 
         wrapped = v1.wrap_function(build, [])
