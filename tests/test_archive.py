@@ -55,6 +55,14 @@ CASES = {
         r"no saved_model.pb.*'model/'.*tar -czf",
     ),
     "empty": (_tar([]), "empty archive"),
+    "file_then_dir": (
+        _tar([MODEL, ({"name": "x"}, b"file"), ({"name": "x/y"}, b"under a file")]),
+        "clashes with a file or directory",
+    ),
+    "dir_then_file": (
+        _tar([MODEL, ({"name": "d", "type": tarfile.DIRTYPE}, None), ({"name": "d"}, b"f")]),
+        "clashes with a file or directory",
+    ),
 }
 
 

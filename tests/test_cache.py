@@ -166,3 +166,14 @@ def test_concurrent_resolves_download_once(models):
         assert len(set(results)) == 1 and len(results) == 6
         assert srv.count("m") == 1
         assert cache.check_entry(_entry(handle)) is None
+
+
+def test_garbled_lock_is_waited_on_then_taken_over(server, monkeypatch):
+    """A lock file that is not UTF-8 is an unknown holder, not a reason to spin."""
+    monkeypatch.setenv("TFHUB_LOCK_TIMEOUT", "1")
+    handle = server.url("test/mul/1")
+    entry = _entry(handle)
+    entry.parent.mkdir(parents=True)
+    entry.with_name(entry.name + ".lock").write_bytes(b"\xff\xfe\x00garbage")
+    assert os.path.isdir(hub.resolve(handle))
+    assert not entry.with_name(entry.name + ".lock").exists()

@@ -243,6 +243,8 @@ def test_attachments_and_image_helpers():
     assert hub.get_expected_image_size(spec) == [7, 9]
     assert hub.get_num_image_channels(spec) == 3
     plain = hub.create_module_spec(mods.fruit_module_fn)
+    assert plain.get_attached_message("image_module_info", hub.ImageModuleInfo) is None
+    assert "hub_module_attachments" not in plain._meta_graph(None).collection_def  # not mutated
     with pytest.raises(ValueError, match="missing input 'images'"):
         hub.get_expected_image_size(plain)
 
@@ -293,6 +295,10 @@ def test_unknown_required_features_are_refused(tmp_path):
         hub.load_module_spec(str(tmp_path / "m"))
     with pytest.raises(ValueError, match="not in the TF1 Hub format"):
         hub.load_module_spec(str(tmp_path / "m" / "variables"))
+    (tmp_path / "m" / "tfhub_module.pb").write_bytes(b"\x08\x03")
+    (tmp_path / "m" / "saved_model.pb").write_bytes(b"\xff\xff\xff garbage")
+    with pytest.raises(hub.NotAModelError, match=r"saved_model.pb \(from .*\) is corrupt"):
+        hub.load_module_spec(str(tmp_path / "m"))
 
 
 def test_latest_module_exporter(tmp_path):

@@ -63,14 +63,11 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     entries = _cache_entries()
     if args.cache_command == "list":
         if args.json:
-            print(
-                json.dumps(
-                    [{"entry": e, "handle": h, "complete": p is None} for e, h, p in entries],
-                    indent=1,
-                )
-            )
-        for name, handle, problem in [] if args.json else entries:
-            print(f"{name}  {handle}" + (f"  (incomplete: {problem})" if problem else ""))
+            rows = [{"entry": e, "handle": h, "complete": p is None} for e, h, p in entries]
+            print(json.dumps(rows, indent=1))
+        else:
+            for name, handle, problem in entries:
+                print(f"{name}  {handle}" + (f"  (incomplete: {problem})" if problem else ""))
         return 0
     # verify: re-hash every file against the manifest
     bad = 0

@@ -11,8 +11,8 @@ Routes may also be callables ``route(handler) -> None`` that write any response 
 which tests use to simulate broken or hostile servers. Every request is recorded in
 ``server.requests`` as ``(method, path_with_query)``.
 
-The production server is ``tfhub serve``; this one exists so that everything can be tried
-and tested without it.
+It is deliberately small (whole tarballs built in memory): a stand-in for a real hub server,
+so that everything can be tried and tested on one machine.
 """
 
 from __future__ import annotations

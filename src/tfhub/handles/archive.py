@@ -80,7 +80,7 @@ def extract_tar_stream(
                 rel = safe_member_path(member.name, source=source)
                 if member.isdir():
                     if rel is not None:
-                        (dest / rel).mkdir(parents=True, exist_ok=True)
+                        _mkdir(dest / rel, member.name, source)
                     continue
                 if not member.isreg():
                     raise ArchiveError(
@@ -117,6 +117,21 @@ def extract_tar_stream(
     return manifest
 
 
+def _conflict(name: str, source: str) -> ArchiveError:
+    return ArchiveError(
+        f"{source} contains {name!r}, which clashes with a file or directory of the same name "
+        "earlier in the archive.",
+        handle=source,
+    )
+
+
+def _mkdir(path: Path, name: str, source: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise _conflict(name, source) from exc
+
+
 def _kind(member: tarfile.TarInfo) -> str:
     if member.issym():
         return f"symbolic link to {member.linkname!r}"
@@ -135,12 +150,15 @@ def _write_member(
     src = tar.extractfile(member)
     if src is None:  # pragma: no cover - isreg() members always have data
         raise ArchiveError(f"{source}: cannot read {member.name!r}.", handle=source)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _mkdir(path.parent, member.name, source)
     digest = hashlib.sha256()
     written = 0
     # O_EXCL: a member can never overwrite something already written (e.g. through a
     # directory created by an earlier member with the same normalized name).
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except (FileExistsError, IsADirectoryError, NotADirectoryError) as exc:
+        raise _conflict(member.name, source) from exc
     with os.fdopen(fd, "wb") as out:
         while chunk := src.read(_CHUNK):
             digest.update(chunk)

@@ -34,12 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfhub import config, protocol
-from tfhub.errors import ArchiveError, CacheError, HubError
+from tfhub.errors import ArchiveError, CacheError, HubError, OfflineError
 
 __all__ = [
     "Manifest",
     "check_entry",
     "entry_path",
+    "fetch",
     "install",
     "lookup",
     "read_manifest",
@@ -129,7 +130,10 @@ def check_entry(entry: Path) -> str | None:
         return "it does not exist"
     manifest = read_manifest(entry)
     if manifest is None:
-        return _structural_problem(entry)
+        try:
+            return _structural_problem(entry)
+        except OSError as exc:
+            return f"it cannot be read ({exc.strerror})"
     for rel, record in manifest.items():
         try:
             size = (entry / rel).stat().st_size
@@ -194,9 +198,7 @@ def _pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
-    except OSError:
+    except OSError:  # e.g. PermissionError: the process exists but belongs to another user
         return True
     return True
 
@@ -209,10 +211,34 @@ def _holder_is_dead(content: str) -> bool:
 
 
 def _read(path: Path) -> str | None:
+    """The content of a lock file; None only if it does not exist (any more)."""
     try:
-        return path.read_text("utf8")
-    except (OSError, UnicodeDecodeError):
+        return path.read_bytes().decode("utf8", "replace")
+    except FileNotFoundError:
         return None
+    except OSError as exc:
+        # Unreadable (permissions): an unknown holder, subject to the usual timeout.
+        return f"<unreadable: {exc.strerror}>"
+
+
+def _remove_lock_if(lock: Path, expected: str) -> None:
+    """Removes ``lock`` if it still holds ``expected``, without a read-then-delete race.
+
+    The lock is first renamed aside (atomic), then checked; a lock that changed owner in the
+    meantime is put back.
+    """
+    aside = lock.with_name(f"{lock.name}.{uuid.uuid4().hex}.old")
+    try:
+        os.rename(lock, aside)
+    except FileNotFoundError:
+        return
+    try:
+        if _read(aside) != expected:
+            with contextlib.suppress(OSError):  # FileExistsError: a newer lock won
+                os.link(aside, lock)  # never clobbers a lock created since
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            aside.unlink()
 
 
 def _progress_of(entry: Path) -> int:
@@ -267,9 +293,8 @@ def _acquire_lock(entry: Path, handle: str) -> str | None:
             last_state, last_change = state, now
         if _holder_is_dead(holder) or now - last_change >= config.lock_timeout():
             logger.warning("Taking over the stale lock %s held by %s.", lock, holder)
-            if _read(lock) == holder:
-                with contextlib.suppress(FileNotFoundError):
-                    lock.unlink()
+            _remove_lock_if(lock, holder)
+            last_state = None
             continue
         if now - last_log >= _WAIT_LOG_EVERY:
             logger.warning("%s is already being downloaded by %s. Waiting.", handle, holder)
@@ -278,10 +303,7 @@ def _acquire_lock(entry: Path, handle: str) -> str | None:
 
 
 def _release_lock(entry: Path, owner: str) -> None:
-    lock = _sibling(entry, LOCK_SUFFIX)
-    if _read(lock) == owner:
-        with contextlib.suppress(FileNotFoundError):
-            lock.unlink()
+    _remove_lock_if(_sibling(entry, LOCK_SUFFIX), owner)
 
 
 # --------------------------------------------------------------------------------------------
@@ -336,7 +358,7 @@ def install(
 
     Raises:
         CacheError: the cache directory cannot be written.
-        NotAModelError: ``fill`` produced something that is not a model directory.
+        ArchiveError: ``fill`` produced something that is not a model directory.
         Whatever ``fill`` raises.
     """
     entry = entry_path(handle, cache_root)
@@ -357,13 +379,13 @@ def install(
         problem = check_entry(entry)
         if problem is None:
             return entry
-        if entry.exists():
-            logger.warning(
-                "Re-downloading %s: the cached copy is incomplete (%s).", handle, problem
-            )
-            _discard(entry)
         tmp = entry.with_name(f"{entry.name}.{uuid.uuid4().hex}.tmp")
         try:
+            if entry.exists():
+                logger.warning(
+                    "Re-downloading %s: the cached copy is incomplete (%s).", handle, problem
+                )
+                _discard(entry)
             tmp.mkdir()
             manifest = fill(tmp)
             if manifest is None:
@@ -411,6 +433,30 @@ def install(
     finally:
         _release_lock(entry, owner)
     return entry
+
+
+def fetch(handle: str, fill: Callable[[Path], Manifest | None], *, what: str) -> str:
+    """The cache entry of ``handle``; on a miss, ``fill`` creates it (unless offline).
+
+    Args:
+        handle: the handle, also the cache key.
+        fill: writes the model into the directory it gets (see :func:`install`).
+        what: how the handle would be fetched, for the offline error ("downloaded", ...).
+
+    Raises:
+        OfflineError: TFHUB_OFFLINE is set and the handle is not cached.
+    """
+    hit = lookup(handle)
+    if hit is not None:
+        return str(hit)
+    if config.offline():
+        raise OfflineError(
+            f"{handle} is not in the cache at {config.cache_dir()} and TFHUB_OFFLINE is set; "
+            f"unset TFHUB_OFFLINE to have it {what}, or point TFHUB_CACHE_DIR at a cache that "
+            "holds it.",
+            handle=handle,
+        )
+    return str(install(handle, fill))
 
 
 def _describe_top(directory: Path) -> str:

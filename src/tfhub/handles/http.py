@@ -10,7 +10,9 @@ come from the environment (``https_proxy``, ``no_proxy``, ...).
 from __future__ import annotations
 
 import logging
+import math
 import random
+import shutil
 import time
 import urllib.parse
 import warnings
@@ -86,9 +88,11 @@ def session() -> requests.Session:
 def _backoff(attempt: int, retry_after: str | None) -> float:
     if retry_after:
         try:
-            return min(float(retry_after), 60.0)
-        except ValueError:
-            pass
+            seconds = float(retry_after)
+        except ValueError:  # an HTTP date or garbage: use our own schedule
+            seconds = math.nan
+        if math.isfinite(seconds):
+            return max(0.0, min(seconds, 60.0))
     delay: float = min(_BACKOFF_CAP, _BACKOFF_BASE * 2.0**attempt)
     return delay * (0.5 + random.random() / 2)
 
@@ -147,7 +151,19 @@ def get(
                     timeout=(timeout, timeout),
                     allow_redirects=allow_redirects,
                     headers=headers,
+                    # Explicit, so that REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the environment
+                    # cannot turn verification back on once the user has disabled it.
+                    verify=s.verify,
                 )
+            except requests.exceptions.SSLError as exc:
+                # Not transient: retrying cannot fix a certificate.
+                raise DownloadError(
+                    f"TLS verification failed for {url} ({handle}): {exc}. Fix the server's "
+                    "certificate or point REQUESTS_CA_BUNDLE at your CA; as a last resort set "
+                    "TFHUB_DISABLE_CERT_VALIDATION=true.",
+                    handle=handle,
+                    url=url,
+                ) from exc
             except RETRY_EXCEPTIONS as exc:
                 if attempt >= retries:
                     raise DownloadError(
@@ -251,8 +267,6 @@ def download_archive(handle: str, url: str, dest: Path) -> Manifest:
 
 
 def _clear(directory: Path) -> None:
-    import shutil
-
     for child in directory.iterdir():
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
@@ -267,19 +281,10 @@ class HttpCompressedResolver:
         return is_http(handle) and config.model_load_format() is not config.LoadFormat.UNCOMPRESSED
 
     def __call__(self, handle: str) -> str:
-        hit = cache.lookup(handle)
-        if hit is not None:
-            return str(hit)
-        if config.offline():
-            raise OfflineError(
-                f"{handle} is not in the cache at {config.cache_dir()} and TFHUB_OFFLINE is set; "
-                "unset TFHUB_OFFLINE to download it, or point TFHUB_CACHE_DIR at a cache that "
-                "holds it.",
-                handle=handle,
-            )
         url = append_format_query(handle, protocol.COMPRESSED)
-        logger.info("Downloading %s", url)
-        return str(cache.install(handle, lambda tmp: download_archive(handle, url, tmp)))
+        return cache.fetch(
+            handle, lambda tmp: download_archive(handle, url, tmp), what="downloaded"
+        )
 
 
 class HttpUncompressedResolver:
@@ -301,7 +306,12 @@ class HttpUncompressedResolver:
             )
         url = append_format_query(handle, protocol.UNCOMPRESSED)
         with get(url, handle=handle, allow_redirects=False) as resp:
-            body = resp.raw.read(4096, decode_content=True).decode("utf8", "replace").strip()
+            try:
+                body = resp.raw.read(4096, decode_content=True).decode("utf8", "replace").strip()
+            except _BROKEN_TRANSFER as exc:
+                raise DownloadError(
+                    f"Reading the answer of {url} failed: {exc}.", handle=handle, url=url
+                ) from exc
             status = resp.status_code
         if status != 303:
             raise ProtocolError(

@@ -8,7 +8,6 @@ any other handle names a model directory, whose files are copied. Needs the opti
 from __future__ import annotations
 
 import hashlib
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,9 @@ from tfhub import config
 from tfhub.errors import (
     ArchiveTooLargeError,
     DownloadError,
+    HubError,
     InvalidHandleError,
     ModelNotFoundError,
-    OfflineError,
 )
 from tfhub.handles import cache
 from tfhub.handles.archive import extract_tar_stream, safe_member_path
@@ -26,8 +25,6 @@ from tfhub.handles.cache import FileRecord, Manifest
 from tfhub.handles.registry import scheme_of
 
 __all__ = ["ObjectStoreResolver"]
-
-logger = logging.getLogger(__name__)
 
 _EXTRAS = {"gs": "gcs", "gcs": "gcs", "s3": "s3", "s3a": "s3"}
 _ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
@@ -96,17 +93,8 @@ class ObjectStoreResolver:
         return scheme_of(handle) in _EXTRAS
 
     def __call__(self, handle: str) -> str:
-        hit = cache.lookup(handle)
-        if hit is not None:
-            return str(hit)
-        if config.offline():
-            raise OfflineError(
-                f"{handle} is not in the cache at {config.cache_dir()} and TFHUB_OFFLINE is set.",
-                handle=handle,
-            )
-        fs = _filesystem(handle)
-
         def fill(tmp: Path) -> Manifest:
+            fs = _filesystem(handle)
             try:
                 if handle.lower().endswith(_ARCHIVE_SUFFIXES):
                     with fs.open(handle, "rb", block_size=_CHUNK) as src:
@@ -116,11 +104,12 @@ class ObjectStoreResolver:
                 if isinstance(exc, ModelNotFoundError):
                     raise
                 raise ModelNotFoundError(f"{handle} does not exist.", handle=handle) from exc
-            except (PermissionError, ConnectionError, TimeoutError) as exc:
+            except HubError:
+                raise
+            except Exception as exc:  # the storage backend's own errors, whatever their type
                 raise DownloadError(
                     f"Could not read {handle}: {exc}. Check the credentials and the bucket name.",
                     handle=handle,
                 ) from exc
 
-        logger.info("Copying %s into the cache", handle)
-        return str(cache.install(handle, fill))
+        return cache.fetch(handle, fill, what="copied")

@@ -16,6 +16,7 @@ the built-in ones. A resolver is any object with ``is_supported(handle) -> bool`
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from typing import Protocol, runtime_checkable
@@ -46,8 +47,6 @@ def check_handle(handle: object) -> str:
         return handle
     if isinstance(handle, str):
         raise InvalidHandleError("The model handle is an empty string; pass a path or URL.")
-    import os
-
     if isinstance(handle, os.PathLike):
         # Accept pathlib.Path and friends: they can only mean a local path.
         return str(os.fspath(handle))
@@ -67,8 +66,7 @@ def scheme_of(handle: str) -> str | None:
 class ResolverRegistry:
     """An ordered set of resolvers; the most recently added is tried first."""
 
-    def __init__(self, name: str) -> None:
-        self._name = name
+    def __init__(self) -> None:
         self._impls: list[Resolver] = []
         self._lock = threading.Lock()
 
@@ -107,4 +105,4 @@ class ResolverRegistry:
         )
 
 
-resolver = ResolverRegistry("resolver")
+resolver = ResolverRegistry()

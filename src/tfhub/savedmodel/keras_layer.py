@@ -142,7 +142,8 @@ class KerasLayer(keras.layers.Layer):
                 lambda s: (batch_size, *s.as_list()),
                 self._hub.output_shapes(),
             )
-        spec = self.compute_output_spec(keras.KerasTensor(input_shape, dtype=self.compute_dtype))
+        dtype = self._hub.input_dtype() or self.compute_dtype
+        spec = self.compute_output_spec(keras.KerasTensor(input_shape, dtype=dtype))
         return tf.nest.map_structure(lambda t: t.shape, spec)
 
     def get_config(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -45,6 +46,8 @@ class HubLayerCore:
         output_shape: Any,
         load_options: Any,
     ) -> None:
+        if isinstance(handle, os.PathLike):
+            handle = os.fspath(handle)
         self.handle = handle
         if isinstance(handle, str):
             self.obj = load(handle, tags=tags, options=load_options)
@@ -124,16 +127,12 @@ class HubLayerCore:
     def variables(self) -> tuple[list[tf.Variable], list[tf.Variable]]:
         """(trainable, non-trainable) variables of the loaded object, per its own declaration."""
         source = self.obj if hasattr(self.obj, "variables") else self.func
-        all_vars = list(getattr(source, "variables", []) or [])
-        trainable_refs = {v.ref() for v in getattr(source, "trainable_variables", []) or []}
-        trainable = [v for v in all_vars if v.ref() in trainable_refs]
-        trainable += [
-            v
-            for v in getattr(source, "trainable_variables", []) or []
-            if v.ref() not in {x.ref() for x in all_vars}
+        declared = list(getattr(source, "trainable_variables", []) or [])
+        trainable_refs = {v.ref() for v in declared}
+        others = [
+            v for v in getattr(source, "variables", []) or [] if v.ref() not in trainable_refs
         ]
-        others = [v for v in all_vars if v.ref() not in trainable_refs]
-        return trainable, others
+        return declared, others
 
     def regularization_losses(self) -> list[Callable[[], Any]]:
         losses = list(getattr(self.obj, "regularization_losses", []) or [])

@@ -62,6 +62,13 @@ def load(handle: str | os.PathLike[str], tags: Any = None, options: Any = None) 
             handle=repr(handle),
         )
     handle = os.fspath(handle)
+    import tensorflow as tf
+
+    if options is not None and not isinstance(options, tf.saved_model.LoadOptions):
+        raise UsageError(
+            f"options must be a tf.saved_model.LoadOptions, got {type(options).__name__}.",
+            handle=handle,
+        )
     path = resolve(handle)
     tf1 = is_tf1_module(path)
     if tf1 and tags is None:
@@ -76,17 +83,10 @@ def load(handle: str | os.PathLike[str], tags: Any = None, options: Any = None) 
             "directory that tf.saved_model.save() wrote.",
             handle=handle,
         )
-    import tensorflow as tf
-
     if tf1:
         from tfhub.tf1.interop import TF1ModuleObject
 
         return TF1ModuleObject(path, tags=tags)
-    if options is not None and not isinstance(options, tf.saved_model.LoadOptions):
-        raise UsageError(
-            f"options must be a tf.saved_model.LoadOptions, got {type(options).__name__}.",
-            handle=handle,
-        )
     obj = tf.saved_model.load(path, tags=tags, options=options)
-    obj._is_hub_module_v1 = tf1
+    obj._is_hub_module_v1 = False  # tensorflow_hub's marker, read by code written for it
     return obj

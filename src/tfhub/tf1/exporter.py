@@ -87,6 +87,7 @@ class LatestModuleExporter:
 
         Raises:
             ModelNotFoundError: no checkpoint was given or found.
+            UsageError: neither checkpoint_path nor checkpoint_dir.
         """
         if checkpoint_path is None:
             if checkpoint_dir is None:
@@ -106,7 +107,7 @@ class LatestModuleExporter:
                     self._name,
                 )
                 return None
-            saver = v1.train.Saver()
+            saver = v1.train.Saver() if v1.global_variables() else None
             root = Path(export_path)
             root.mkdir(parents=True, exist_ok=True)
             stamp = int(time.time())
@@ -114,7 +115,8 @@ class LatestModuleExporter:
                 stamp += 1
             tmp = root / f"temp-{stamp}"
             with v1.Session() as session:
-                saver.restore(session, checkpoint_path)
+                if saver is not None:
+                    saver.restore(session, checkpoint_path)
                 session.run(v1.tables_initializer())
                 try:
                     for export_name, module in modules:

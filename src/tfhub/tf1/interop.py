@@ -12,34 +12,19 @@ fine-tune it, and :func:`convert` saves it as a TF2 SavedModel.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import tensorflow as tf
 
 from tfhub.errors import UsageError
-from tfhub.tf1.module import Module, _match_inputs
+from tfhub.tf1.module import Module, _match_inputs, signature_placeholder
 from tfhub.tf1.spec import GK, ModuleSpec, load_module_spec
 
 __all__ = ["TF1ModuleObject", "convert"]
 
 v1 = tf.compat.v1
 TRAIN_TAGS = frozenset({"train"})
-
-
-def _placeholder(info: Any) -> Any:
-    if info.is_sparse:
-        return v1.sparse_placeholder(info.dtype, info.get_shape())
-    if info.is_composite:
-        spec = info.type_spec
-        if not isinstance(spec, tf.RaggedTensorSpec) or spec.ragged_rank != 1:
-            raise UsageError(f"Only ragged inputs of ragged_rank 1 are supported, got {spec}.")
-        return tf.RaggedTensor.from_row_splits(
-            v1.placeholder(info.dtype, [None]),
-            v1.placeholder(spec.row_splits_dtype, [None]),
-            validate=False,
-        )
-    return v1.placeholder(info.dtype, info.get_shape())
 
 
 class _SignatureFunction:
@@ -54,14 +39,9 @@ class _SignatureFunction:
 
     @tf.autograph.experimental.do_not_convert
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if args:
-            if len(args) != 1 or kwargs:
-                raise TypeError(f"Signature {self.name!r} takes keyword arguments {self._keys}.")
-            kwargs = dict(args[0]) if isinstance(args[0], Mapping) else {"__single__": args[0]}
-        values = _match_inputs(
-            kwargs.get("__single__") if "__single__" in kwargs else kwargs,
-            dict.fromkeys(self._keys),
-        )
+        if len(args) > 1 or (args and kwargs):
+            raise TypeError(f"Signature {self.name!r} takes keyword arguments {self._keys}.")
+        values = _match_inputs(args[0] if args else kwargs, dict.fromkeys(self._keys))
         flat = []
         for key, placeholder in zip(self._keys, self._placeholders, strict=True):
             value = values[key]
@@ -98,7 +78,7 @@ class TF1ModuleObject(tf.Module):
             signatures = {}
             for name in module.get_signature_names():
                 infos = module.get_input_info_dict(name)
-                placeholders = {k: _placeholder(i) for k, i in infos.items()}
+                placeholders = {k: signature_placeholder(i) for k, i in infos.items()}
                 signatures[name] = (
                     placeholders,
                     module(placeholders, signature=name, as_dict=True),
@@ -106,7 +86,7 @@ class TF1ModuleObject(tf.Module):
             train = None
             if train_tags is not None and "default" in spec.get_signature_names(train_tags):
                 train_infos = spec.get_input_info_dict("default", train_tags)
-                train_ph = {k: _placeholder(i) for k, i in train_infos.items()}
+                train_ph = {k: signature_placeholder(i) for k, i in train_infos.items()}
                 n_updates = len(v1.get_collection(GK.UPDATE_OPS))
                 outputs = module._apply_variant(train_ph, "default", train_tags)
                 # Running the train variant runs its UPDATE_OPS (e.g. batch-norm moving

@@ -310,6 +310,22 @@ def _input_map_entries(info: Any, value: Any, key: str) -> dict[str, Any]:
     return {c.name: t for c, t in zip(components, flat, strict=True)}
 
 
+def signature_placeholder(info: ParsedTensorInfo) -> Any:
+    """A placeholder (sparse, ragged of ragged_rank 1, or dense) for a signature input."""
+    if info.is_sparse:
+        return v1.sparse_placeholder(info.dtype, info.get_shape())
+    if info.is_composite:
+        spec = info.type_spec
+        if not isinstance(spec, tf.RaggedTensorSpec) or spec.ragged_rank != 1:
+            raise UsageError(f"Only ragged inputs of ragged_rank 1 are supported, got {spec}.")
+        return tf.RaggedTensor.from_row_splits(
+            v1.placeholder(info.dtype, [None]),
+            v1.placeholder(spec.row_splits_dtype, [None]),
+            validate=False,
+        )
+    return v1.placeholder(info.dtype, info.get_shape())
+
+
 @contextlib.contextmanager
 def eval_function_for_module(
     spec: ModuleSpec | str | os.PathLike[str], tags: Iterable[str] | None = None
@@ -327,24 +343,10 @@ def eval_function_for_module(
         module = Module(spec, tags=tags)
         applied: dict[str, tuple[dict[str, Any], Any]] = {}
         for name in module.get_signature_names():
-            placeholders = {}
-            for key, info in module.get_input_info_dict(name).items():
-                if info.is_sparse:
-                    placeholders[key] = v1.sparse_placeholder(info.dtype, info.get_shape())
-                elif info.is_composite:
-                    ragged = info.type_spec
-                    if not isinstance(ragged, tf.RaggedTensorSpec) or ragged.ragged_rank != 1:
-                        raise UsageError(
-                            f"eval_function_for_module supports ragged inputs of ragged_rank 1; "
-                            f"{key!r} is {ragged}."
-                        )
-                    placeholders[key] = tf.RaggedTensor.from_row_splits(
-                        v1.placeholder(info.dtype, [None]),
-                        v1.placeholder(ragged.row_splits_dtype, [None]),
-                        validate=False,
-                    )
-                else:
-                    placeholders[key] = v1.placeholder(info.dtype, info.get_shape())
+            placeholders = {
+                key: signature_placeholder(info)
+                for key, info in module.get_input_info_dict(name).items()
+            }
             outputs = module(placeholders, signature=name, as_dict=True)
             applied[name] = (placeholders, outputs)
         with v1.Session() as session:

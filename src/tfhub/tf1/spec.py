@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 
 from tfhub import protocol
 from tfhub.errors import NotAModelError, UsageError
@@ -305,7 +306,8 @@ class ModuleSpec:
         """
         meta = self._meta_graph(tags)
         found = None
-        for raw in meta.collection_def[ATTACHMENTS_KEY].bytes_list.value:
+        stored = meta.collection_def.get(ATTACHMENTS_KEY)  # [] on a map would insert the key
+        for raw in stored.bytes_list.value if stored is not None else ():
             attachment = protos.ModuleAttachment.FromString(raw)
             if attachment.key == key:
                 found = attachment.value
@@ -410,14 +412,18 @@ def _const_node(meta: Any, tensor_name: str) -> Any:
     for node in meta.graph_def.node:
         if node.name == node_name:
             if node.op != "Const" or node.attr["dtype"].type != tf.string.as_datatype_enum:
-                raise TypeError(f"Asset {tensor_name} is not a scalar string constant.")
+                raise NotAModelError(
+                    f"Asset {tensor_name} is not a scalar string constant; the module's "
+                    "saved_model.pb is not in the TF1 Hub format."
+                )
             return node
     raise UsageError(f"Asset tensor {tensor_name} is missing from the graph.")
 
 
 def _asset_tensor_names(meta: Any) -> list[str]:
     # A tensor may be listed twice (e.g. by the user and by a table initializer).
-    return list(dict.fromkeys(meta.collection_def[GK.ASSET_FILEPATHS].node_list.value))
+    stored = meta.collection_def.get(GK.ASSET_FILEPATHS)
+    return list(dict.fromkeys(stored.node_list.value)) if stored is not None else []
 
 
 def _pack_assets(meta: Any, assets_dir: Path) -> None:
@@ -446,7 +452,8 @@ def _pack_assets(meta: Any, assets_dir: Path) -> None:
 def _unpack_assets(meta: Any, module_dir: Path) -> None:
     """Points asset constants at ``<module_dir>/assets/<file>`` (so modules can move)."""
     assets: list[Any] = list(meta.asset_file_def)
-    for packed in meta.collection_def[ASSETS_KEY].any_list.value:
+    stored = meta.collection_def.get(ASSETS_KEY)
+    for packed in stored.any_list.value if stored is not None else ():
         asset = AssetFileDef()
         packed.Unpack(asset)
         assets.append(asset)
@@ -466,12 +473,25 @@ def _unpack_assets(meta: Any, module_dir: Path) -> None:
     meta.ClearField("asset_file_def")
 
 
-def _read_meta_graphs(path: Path) -> list[Any]:
+def _parse(message_type: Any, path: Path, handle: str) -> Any:
+    try:
+        return message_type.FromString(path.read_bytes())
+    except DecodeError as exc:
+        raise NotAModelError(
+            f"{path} (from {handle}) is corrupt: {exc}. Download or export the module again.",
+            handle=handle,
+        ) from exc
+
+
+def _read_meta_graphs(path: Path, handle: str) -> list[Any]:
     pb = path / protocol.SAVED_MODEL_PB
     if not pb.is_file():
-        raise NotAModelError(f"{path} has no {protocol.SAVED_MODEL_PB}.", handle=str(path))
-    saved = protos.SavedModelFile.FromString(pb.read_bytes())
-    return [v1.MetaGraphDef.FromString(raw) for raw in saved.meta_graphs]
+        raise NotAModelError(f"{path} has no {protocol.SAVED_MODEL_PB}.", handle=handle)
+    saved = _parse(protos.SavedModelFile, pb, handle)
+    try:
+        return [v1.MetaGraphDef.FromString(raw) for raw in saved.meta_graphs]
+    except DecodeError as exc:
+        raise NotAModelError(f"{pb} (from {handle}) is corrupt: {exc}.", handle=handle) from exc
 
 
 def _checkpoint_of(path: Path) -> str | None:
@@ -495,7 +515,7 @@ def load_module_spec(path: str | os.PathLike[str]) -> ModuleSpec:
             "or hub.KerasLayer() for TF2 SavedModels.",
             handle=handle,
         )
-    module_def = protos.ModuleDef.FromString(module_pb.read_bytes())
+    module_def = _parse(protos.ModuleDef, module_pb, handle)
     if module_def.format != protos.FORMAT_V3:
         raise NotAModelError(
             f"Unsupported module def format: {module_def.format!r} in {handle}.", handle=handle
@@ -507,7 +527,7 @@ def load_module_spec(path: str | os.PathLike[str]) -> ModuleSpec:
             handle=handle,
         )
     variants = {}
-    for meta in _read_meta_graphs(module_dir):
+    for meta in _read_meta_graphs(module_dir, handle):
         _check_collections(meta.collection_def, where=f"module {handle}")
         _unpack_assets(meta, module_dir)
         variants[frozenset(meta.meta_info_def.tags)] = meta
@@ -525,7 +545,7 @@ def create_module_spec_from_saved_model(
     path = Path(os.fspath(saved_model_path))
     drop = set(_SAVED_MODEL_ONLY_COLLECTIONS) | set(drop_collections or ())
     variants = {}
-    for meta in _read_meta_graphs(path):
+    for meta in _read_meta_graphs(path, str(path)):
         for name in drop & set(meta.collection_def):
             del meta.collection_def[name]
         meta.ClearField("saver_def")
