@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -29,6 +30,67 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from tfhub.tf1.interop import convert
 
     print(convert(args.src, args.dst))
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from tfhub.server.app import serve
+
+    serve(args.root, host=args.host, port=args.port)
+    return 0
+
+
+def _read_docs(path: str | None) -> str | None:
+    if path is None:
+        return None
+    with open(path, encoding="utf8") as f:
+        return f.read()
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from tfhub.server import client
+
+    docs = _read_docs(args.docs)
+    if args.server:
+        record = client.publish_to_server(
+            args.src, args.name, server=args.server, token=os.environ.get("TFHUB_TOKEN"), docs=docs
+        )
+    else:
+        record = client.publish_to_root(args.src, args.name, root=args.root, docs=docs)
+    print(
+        f"published {record['handle']} ({record['format']}, sha256 {record['archive']['sha256']})"
+    )
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from tfhub.handles.resolve import resolve
+    from tfhub.tools.inspect import inspect_model
+
+    info = inspect_model(resolve(args.handle))
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    print(f"format: {info['format']}")
+    print(f"size: {info['size_bytes']} bytes; variables: {info.get('variables', {})}")
+    for variant in info["variants"]:
+        print(f"graph variant tags={variant['tags']}")
+        for name, sig in sorted(variant["signatures"].items()):
+            print(f"  signature {name}")
+            for direction in ("inputs", "outputs"):
+                for key, spec in sorted(sig[direction].items()):
+                    shape, kind = spec["shape"], spec["kind"]
+                    print(f"    {direction[:-1]:6s} {key}: {spec['dtype']} {shape} {kind}")
+        if variant.get("attachments"):
+            print(f"  attached messages: {', '.join(variant['attachments'])}")
+    return 0
+
+
+def _cmd_mirror(args: argparse.Namespace) -> int:
+    from tfhub.server.mirror import export_mirror
+
+    count = export_mirror(args.root, args.out)
+    print(f"wrote {count} model versions to {args.out}")
     return 0
 
 
@@ -61,6 +123,19 @@ def _cmd_cache(args: argparse.Namespace) -> int:
         print(config.cache_dir())
         return 0
     entries = _cache_entries()
+    if args.cache_command in ("rm", "prune"):
+        removed = 0
+        for name, handle, problem in entries:
+            if (
+                args.cache_command == "rm" and (handle in args.handles or name in args.handles)
+            ) or (args.cache_command == "prune" and problem is not None):
+                cache.remove_entry(config.cache_dir() / name)
+                print(f"removed {name}  {handle}")
+                removed += 1
+        if args.cache_command == "rm" and not removed:
+            print(f"tfhub: error: not in the cache: {', '.join(args.handles)}", file=sys.stderr)
+            return 1
+        return 0
     if args.cache_command == "list":
         if args.json:
             rows = [{"entry": e, "handle": h, "complete": p is None} for e, h, p in entries]
@@ -92,6 +167,39 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("handle", help="path or URL of a model")
     p.set_defaults(func=_cmd_resolve)
 
+    p = sub.add_parser("download", help="same as resolve: fetch into the cache, print the path")
+    p.add_argument("handle", help="path or URL of a model")
+    p.set_defaults(func=_cmd_resolve)
+
+    p = sub.add_parser("inspect", help="format, graph variants, signatures, variables of a model")
+    p.add_argument("handle", help="path or URL of a model")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser("serve", help="run the hub server (hosting protocol, pages, publishing)")
+    p.add_argument("root", help="storage: a directory, or s3://bucket/prefix")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("publish", help="publish a model directory as publisher/model/version")
+    p.add_argument("src", help="the model directory (SavedModel or TF1 Hub module)")
+    p.add_argument("name", help="publisher/model/version")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--server", help="URL of a tfhub server (token from TFHUB_TOKEN)")
+    where.add_argument("--root", help="publish straight into a storage root")
+    p.add_argument("--docs", help="Markdown documentation (tfhub.dev docs format)")
+    p.set_defaults(func=_cmd_publish)
+
+    p = sub.add_parser("mirror", help="static mirror of a storage root")
+    mirror_sub = p.add_subparsers(dest="mirror_command", required=True)
+    export = mirror_sub.add_parser(
+        "export", help="write a tree any static web server can serve to tensorflow_hub"
+    )
+    export.add_argument("root", help="storage root of a hub")
+    export.add_argument("out", help="output directory")
+    p.set_defaults(func=_cmd_mirror)
+
     p = sub.add_parser("convert", help="convert a TF1 Hub module into a TF2 Reusable SavedModel")
     p.add_argument("src", help="handle (path or URL) of a TF1 Hub module")
     p.add_argument("dst", help="directory to write the SavedModel to")
@@ -103,6 +211,9 @@ def _build_parser() -> argparse.ArgumentParser:
     lst = cache_sub.add_parser("list", help="list cached models and whether they are complete")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
     cache_sub.add_parser("verify", help="re-hash every cached file against its manifest")
+    rm = cache_sub.add_parser("rm", help="remove cached models (by handle or entry name)")
+    rm.add_argument("handles", nargs="+")
+    cache_sub.add_parser("prune", help="remove incomplete entries and leftovers")
     p.set_defaults(func=_cmd_cache)
     return parser
 

@@ -9,6 +9,7 @@ browser; the query parameter ``tf-hub-format`` asks for the model itself:
 
 from __future__ import annotations
 
+import os
 import re
 
 FORMAT_PARAM = "tf-hub-format"
@@ -19,6 +20,13 @@ UNCOMPRESSED = "uncompressed"
 SAVED_MODEL_PB = "saved_model.pb"
 SAVED_MODEL_PBTXT = "saved_model.pbtxt"
 TF1_MODULE_PB = "tfhub_module.pb"
+MODEL_FILES = (SAVED_MODEL_PB, SAVED_MODEL_PBTXT, TF1_MODULE_PB)
+
+
+def is_model_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` holds a model at its root (one of :data:`MODEL_FILES`)."""
+    return any(os.path.isfile(os.path.join(path, name)) for name in MODEL_FILES)
+
 
 # Publisher ids and model names as the tfhub.dev docs format defines them.
 PUBLISHER_RE = re.compile(r"^[a-z\d][a-z\d-]*$")

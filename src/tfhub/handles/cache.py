@@ -89,18 +89,11 @@ def read_manifest(entry: Path) -> Manifest | None:
         return None
 
 
-def _is_model_dir(path: Path) -> bool:
-    return any(
-        (path / name).is_file()
-        for name in (protocol.SAVED_MODEL_PB, protocol.SAVED_MODEL_PBTXT, protocol.TF1_MODULE_PB)
-    )
-
-
 def _structural_problem(entry: Path) -> str | None:
     """Checks an entry without manifest: a model file, and every variables shard present."""
     if not any(entry.iterdir()):
         return "the directory is empty"
-    if not _is_model_dir(entry):
+    if not protocol.is_model_dir(entry):
         return "it holds no saved_model.pb, saved_model.pbtxt or tfhub_module.pb"
     variables = entry / "variables"
     if variables.is_dir():
@@ -332,6 +325,14 @@ def _discard(path: Path) -> None:
         trash.unlink()
 
 
+def remove_entry(entry: Path) -> None:
+    """Deletes a cache entry and its sibling files (atomically hidden first)."""
+    _discard(entry)
+    for suffix in (MANIFEST_SUFFIX, DESCRIPTOR_SUFFIX):
+        with contextlib.suppress(FileNotFoundError):
+            _sibling(entry, suffix).unlink()
+
+
 def manifest_of(directory: Path) -> Manifest:
     """Sizes (no hashes) of every regular file under ``directory``."""
     result: Manifest = {}
@@ -390,7 +391,7 @@ def install(
             manifest = fill(tmp)
             if manifest is None:
                 manifest = manifest_of(tmp)
-            if not _is_model_dir(tmp):
+            if not protocol.is_model_dir(tmp):
                 raise ArchiveError(
                     f"{handle} does not contain a model at its root: no saved_model.pb, "
                     f"saved_model.pbtxt or tfhub_module.pb (found {_describe_top(tmp)}). "

@@ -128,8 +128,10 @@ def get(
     allow_redirects: bool = True,
     headers: dict[str, str] | None = None,
     sess: requests.Session | None = None,
+    raise_for_status: bool = True,
 ) -> Iterator[requests.Response]:
-    """GETs ``url`` (streamed) with timeouts and retries; yields a response with status < 400.
+    """GETs ``url`` (streamed) with timeouts and retries; yields a response with status < 400
+    (any final status with ``raise_for_status=False``).
 
     The response is closed when the block ends.
 
@@ -191,7 +193,7 @@ def get(
             attempt += 1
             time.sleep(delay)
         try:
-            if resp.status_code >= 400:
+            if raise_for_status and resp.status_code >= 400:
                 raise _status_error(handle, resp.url or url, resp)
             yield resp
         finally:
@@ -305,7 +307,7 @@ class HttpUncompressedResolver:
                 handle=handle,
             )
         url = append_format_query(handle, protocol.UNCOMPRESSED)
-        with get(url, handle=handle, allow_redirects=False) as resp:
+        with get(url, handle=handle, allow_redirects=False, raise_for_status=False) as resp:
             try:
                 body = resp.raw.read(4096, decode_content=True).decode("utf8", "replace").strip()
             except _BROKEN_TRANSFER as exc:

@@ -1,0 +1,83 @@
+"""Running the real hub server (`tfhub serve`) as a subprocess on 127.0.0.1, port 0."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from tests.conftest import REPO
+
+TOKEN = "s3cret-token"
+
+
+class HubServer:
+    def __init__(self, root: str, env: dict[str, str] | None = None) -> None:
+        self.root = root
+        full_env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "TFHUB_PUBLISH_TOKEN": TOKEN,
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            **(env or {}),
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tfhub.cli", "serve", root, "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=full_env,
+        )
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if " at http://" not in line:
+            self.stop()
+            raise RuntimeError(f"tfhub serve did not start: {line}{self.logs()}")
+        self.url = line.strip().rsplit(" at ", 1)[1]
+        self._stderr: list[str] = []
+        threading.Thread(target=self._drain, daemon=True).start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(self.url + "/healthz", timeout=2).ok:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("tfhub serve did not answer /healthz")
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self._stderr.append(line)
+
+    def logs(self) -> str:
+        return "".join(getattr(self, "_stderr", []))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def publish(url: str, name: str, archive: bytes, *, token: str | None = TOKEN, docs=None):
+    """POSTs (multipart) or PUTs (raw) an archive; returns the response."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if docs is None:
+        return requests.put(f"{url}/api/models/{name}", data=archive, headers=headers, timeout=300)
+    files = {"model": ("model.tar.gz", archive, "application/gzip"), "docs": (None, docs)}
+    return requests.post(f"{url}/api/models/{name}", files=files, headers=headers, timeout=300)
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }

@@ -1,0 +1,302 @@
+"""The hub server as a real process: hosting protocol, publishing, pages, JSON API, CLI."""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+import pytest
+import requests
+
+import tfhub as hub
+from tests.conftest import REPO, run_python
+from tests.server_helpers import TOKEN, HubServer, publish, tree
+from tfhub.testing import make_tarball
+
+DOCS = """# Module test/mul/1
+Multiplies its input by a trained scalar.
+
+<!-- module-type: text-embedding -->
+<!-- fine-tunable: true -->
+<!-- format: saved_model_2 -->
+<!-- license: mit -->
+<!-- network-architecture: scalar -->
+<!-- language: en -->
+
+## Overview
+It is *tiny*. <script>alert(1)</script>
+"""
+
+
+@pytest.fixture()
+def server(tmp_path):
+    srv = HubServer(str(tmp_path / "store"), env={"TFHUB_MAX_UPLOAD_BYTES": "400000"})
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_publish_then_load_by_url_with_our_client_and_tensorflow_hub(server, models, tmp_path):
+    resp = publish(server.url, "test/mul/1", make_tarball(models["mul"]), docs=DOCS)
+    assert resp.status_code == 201, resp.text
+    record = resp.json()
+    assert record["format"] == "saved_model_2" and record["version"] == 1
+    sigs = record["info"]["variants"][0]["signatures"]["serving_default"]
+    assert sigs["inputs"]["inputs"]["dtype"] == "float32"
+    obj = hub.load(f"{server.url}/test/mul/1")
+    np.testing.assert_allclose(obj(np.float32(3.0)), 6.0)
+    assert publish(server.url, "test/mul/2", make_tarball(models["flag"])).status_code == 201
+    latest = hub.resolve(f"{server.url}/test/mul")  # unversioned → latest (v2)
+    assert os.path.isfile(os.path.join(latest, "saved_model.pb"))
+    out = run_python(
+        f"""
+        import tensorflow_hub as tfh
+        print(float(tfh.load("{server.url}/test/mul/1")(3.0)))
+        """,
+        env={"TFHUB_CACHE_DIR": str(tmp_path / "their-cache")},
+    )
+    assert out.split()[-1] == "6.0"
+
+
+def test_archive_headers_ranges_and_etag(server, models):
+    body = make_tarball(models["text"])
+    assert publish(server.url, "test/text/1", body).status_code == 201
+    url = f"{server.url}/test/text/1?tf-hub-format=compressed"
+    full = requests.get(url, timeout=30)
+    assert full.status_code == 200 and full.content == body
+    sha = hashlib.sha256(body).hexdigest()
+    assert full.headers["ETag"] == f'"{sha}"'
+    assert full.headers["X-Tfhub-Sha256"] == sha
+    assert full.headers["Digest"] == "sha-256=" + base64.b64encode(bytes.fromhex(sha)).decode()
+    assert full.headers["Content-Length"] == str(len(body))
+    assert full.headers["Accept-Ranges"] == "bytes"
+    assert "immutable" in full.headers["Cache-Control"]
+    part = requests.get(url, headers={"Range": "bytes=10-109"}, timeout=30)
+    assert part.status_code == 206 and part.content == body[10:110]
+    assert part.headers["Content-Range"] == f"bytes 10-109/{len(body)}"
+    tail = requests.get(url, headers={"Range": "bytes=-50"}, timeout=30)
+    assert tail.content == body[-50:]
+    assert (
+        requests.get(url, headers={"Range": f"bytes={len(body)}-"}, timeout=30).status_code == 416
+    )
+    assert requests.get(url, headers={"If-None-Match": f'"{sha}"'}, timeout=30).status_code == 304
+    unversioned = requests.get(f"{server.url}/test/text?tf-hub-format=compressed", timeout=30)
+    assert unversioned.content == body and unversioned.headers["Cache-Control"] == "no-cache"
+
+
+def test_uncompressed_format_is_refused_clearly(server, models, monkeypatch):
+    publish(server.url, "test/mul/1", make_tarball(models["mul"]))
+    resp = requests.get(f"{server.url}/test/mul/1?tf-hub-format=uncompressed", timeout=30)
+    assert resp.status_code == 406 and "compressed only" in resp.text
+    monkeypatch.setenv("TFHUB_MODEL_LOAD_FORMAT", "UNCOMPRESSED")
+    with pytest.raises(hub.ProtocolError, match="received code 406"):
+        hub.resolve(f"{server.url}/test/mul/1")
+
+
+def test_versions_are_immutable(server, models, tmp_path):
+    assert publish(server.url, "test/mul/1", make_tarball(models["mul"])).status_code == 201
+    before = tree(tmp_path / "store")
+    again = publish(server.url, "test/mul/1", make_tarball(models["flag"]))
+    assert again.status_code == 409 and "immutable" in again.json()["error"]
+    assert tree(tmp_path / "store") == before
+
+
+def test_concurrent_publishes_of_one_version(server, models, tmp_path):
+    bodies = [make_tarball(models["mul"]), make_tarball(models["flag"])] * 2
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        statuses = sorted(
+            r.status_code for r in pool.map(lambda b: publish(server.url, "test/race/1", b), bodies)
+        )
+    assert statuses == [201, 409, 409, 409]
+    archives = [p for p in (tmp_path / "store").rglob("*.tar.gz")]
+    assert len(archives) == 1  # the losers removed their own archives
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "message"),
+    [
+        ("Bad_Pub/m/1", 400, "Invalid publisher"),
+        ("test/m/0", 400, "Invalid version"),
+        ("test/m", 400, "a version is needed"),
+        ("test/%2e%2e/etc/1", 400, "Invalid model name"),  # requests would fold a raw ..
+        ("test/m%20x/1", 400, "Invalid model name"),
+    ],
+)
+def test_bad_names(server, models, name, status, message):
+    resp = publish(server.url, name, make_tarball(models["mul"]))
+    assert resp.status_code == status and message in resp.json()["error"]
+
+
+def test_auth(tmp_path, models):
+    token_file = tmp_path / "tokens"
+    token_file.write_text("# token publishers\nalice-token alice\nroot-token *\n")
+    srv = HubServer(
+        str(tmp_path / "store"),
+        env={"TFHUB_PUBLISH_TOKEN": "", "TFHUB_TOKEN_FILE": str(token_file)},
+    )
+    try:
+        body = make_tarball(models["mul"])
+        assert publish(srv.url, "alice/m/1", body, token=None).status_code == 401
+        assert publish(srv.url, "alice/m/1", body, token="wrong").status_code == 401
+        denied = publish(srv.url, "bob/m/1", body, token="alice-token")
+        assert denied.status_code == 403 and "'bob'" in denied.json()["error"]
+        assert publish(srv.url, "alice/m/1", body, token="alice-token").status_code == 201
+        assert publish(srv.url, "bob/m/1", body, token="root-token").status_code == 201
+    finally:
+        srv.stop()
+    assert not list((tmp_path / "store").glob("bob/m/1/*.tar.gz"))[1:]  # only one archive
+
+
+def _tar(members):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (os.urandom(500_000), 413, "exceeds the limit"),
+        (b"", 400, "empty"),
+        (b"not a tarball" * 100, 422, "not a valid model archive"),
+        (_tar([("notes.txt", b"hello")]), 422, "holds no saved_model.pb"),
+        (_tar([("saved_model.pb", b"garbage bytes")]), 422, "not a model that loads"),
+        (_tar([("saved_model.pb", b"x"), ("../escape", b"x")]), 422, "outside the model"),
+    ],
+)
+def test_bad_uploads_change_nothing(server, tmp_path, body, status, message):
+    before = tree(tmp_path / "store")
+    resp = publish(server.url, "test/bad/1", body)
+    assert resp.status_code == status, resp.text
+    assert message in resp.json()["error"]
+    assert tree(tmp_path / "store") == before
+    assert requests.get(f"{server.url}/api/models/test/bad/1", timeout=30).status_code == 404
+
+
+def test_bad_docs_are_refused(server, models):
+    resp = publish(server.url, "test/mul/1", make_tarball(models["mul"]), docs="no title\n")
+    assert resp.status_code == 422 and "Title" in resp.json()["error"]
+    resp = publish(
+        server.url, "test/mul/1", make_tarball(models["mul"]), docs="# T\n<!-- bogus: 1 -->\n"
+    )
+    assert resp.status_code == 422 and "unknown metadata key 'bogus'" in resp.json()["error"]
+
+
+def test_json_api_pages_and_openapi(server, models):
+    publish(server.url, "test/mul/1", make_tarball(models["mul"]), docs=DOCS)
+    publish(server.url, "other/dict/1", make_tarball(models["dict"]))
+    everything = requests.get(f"{server.url}/api/models", timeout=30).json()
+    assert [(m["publisher"], m["model"]) for m in everything] == [
+        ("other", "dict"),
+        ("test", "mul"),
+    ]
+    found = requests.get(f"{server.url}/api/models", params={"q": "multiplies"}, timeout=30)
+    assert [m["model"] for m in found.json()] == ["mul"]
+    by_type = requests.get(
+        f"{server.url}/api/models", params={"module_type": "text-embedding"}, timeout=30
+    ).json()
+    assert [m["model"] for m in by_type] == ["mul"]
+    model = requests.get(f"{server.url}/api/models/test/mul", timeout=30).json()
+    assert model["versions"] == [1] and model["latest"]["docs"]["title"] == "Module test/mul/1"
+    assert requests.get(f"{server.url}/api/models/test/none", timeout=30).status_code == 404
+    page = requests.get(f"{server.url}/test/mul/1", timeout=30)
+    assert page.headers["content-type"].startswith("text/html")
+    html = page.text
+    for expected in (
+        "Multiplies its input",
+        f"hub.KerasLayer(&quot;{server.url}/test/mul/1",
+        "serving_default",
+        "float32",
+        "mit",
+        "TF2 SavedModel",
+        "<em>tiny</em>",
+    ):
+        assert expected in html, expected
+    assert "<script>alert(1)</script>" not in html  # docs HTML is escaped
+    spec = requests.get(f"{server.url}/openapi.json", timeout=30).json()
+    assert "/api/models" in spec["paths"] and "put" in spec["paths"]["/api/models/{path}"]
+    assert requests.get(f"{server.url}/nobody/nothing/1", timeout=30).status_code == 404
+
+
+def test_cli_publish_download_inspect_and_cache(server, models, tmp_path):
+    env = {**os.environ, "TFHUB_TOKEN": TOKEN, "PYTHONPATH": str(REPO)}
+    docs = tmp_path / "docs.md"
+    docs.write_text(DOCS)
+    cmd = [sys.executable, "-m", "tfhub.cli"]
+    out = subprocess.run(
+        [*cmd, "publish", str(models["tf1"]), "test/tf1/1", "--server", server.url,
+         "--docs", str(docs)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "published test/tf1/1 (hub" in out.stdout
+    again = subprocess.run(
+        [*cmd, "publish", str(models["tf1"]), "test/tf1/1", "--server", server.url],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 2 and "409" in again.stderr
+    url = f"{server.url}/test/tf1/1"
+    path = subprocess.run(
+        [*cmd, "download", url], capture_output=True, text=True, env=env, timeout=300
+    ).stdout.strip()
+    assert os.path.isfile(os.path.join(path, "tfhub_module.pb"))
+    shown = subprocess.run(
+        [*cmd, "inspect", url], capture_output=True, text=True, env=env, timeout=300
+    ).stdout
+    assert "format: hub" in shown and "graph variant tags=['train']" in shown
+    assert "input  default: float32 [None, 2] dense" in shown
+    listed = subprocess.run([*cmd, "cache", "list"], capture_output=True, text=True, env=env)
+    assert url in listed.stdout
+    removed = subprocess.run([*cmd, "cache", "rm", url], capture_output=True, text=True, env=env)
+    assert removed.returncode == 0 and not os.path.exists(path)
+
+
+def test_publish_to_root_and_static_mirror(models, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "tfhub.cli"]
+    for version, model in ((1, "mul"), (2, "flag")):
+        done = subprocess.run(
+            [*cmd, "publish", str(models[model]), f"test/m/{version}", "--root",
+             str(tmp_path / "store")],
+            capture_output=True, text=True, env=env, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    done = subprocess.run(
+        [*cmd, "mirror", "export", str(tmp_path / "store"), str(tmp_path / "www")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0 and "wrote 2 model versions" in done.stdout
+    static = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1",
+         "--directory", str(tmp_path / "www")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        line = static.stdout.readline()
+        port = int(line.split("port ")[1].split(" ")[0])
+        out = run_python(
+            f"""
+            import tensorflow_hub as tfh
+            m1 = tfh.load("http://127.0.0.1:{port}/test/m/1")
+            latest = tfh.resolve("http://127.0.0.1:{port}/test/m")
+            import os
+            print(float(m1(3.0)), sorted(os.listdir(latest)) == sorted(os.listdir({str(models["flag"])!r})))
+            """,
+            env={"TFHUB_CACHE_DIR": str(tmp_path / "cache")},
+        )
+        assert out.split()[-2:] == ["6.0", "True"]
+    finally:
+        static.terminate()
+        static.wait(timeout=10)
