@@ -292,7 +292,8 @@ def test_publish_to_root_and_static_mirror(models, tmp_path):
             m1 = tfh.load("http://127.0.0.1:{port}/test/m/1")
             latest = tfh.resolve("http://127.0.0.1:{port}/test/m")
             import os
-            print(float(m1(3.0)), sorted(os.listdir(latest)) == sorted(os.listdir({str(models["flag"])!r})))
+            same = sorted(os.listdir(latest)) == sorted(os.listdir({str(models["flag"])!r}))
+            print(float(m1(3.0)), same)
             """,
             env={"TFHUB_CACHE_DIR": str(tmp_path / "cache")},
         )
