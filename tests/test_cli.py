@@ -47,10 +47,15 @@ def test_resolve_and_cache_commands(server, cache_dir, capsys):
     assert "saved_model.pb has sha256" in capsys.readouterr().out
 
 
-def test_errors_are_one_clear_line_and_exit_2(tmp_path, capsys):
-    assert cli.main(["resolve", str(tmp_path / "missing")]) == 2
+def test_errors_are_one_clear_line_with_an_exit_code_per_class(tmp_path, capsys, server):
+    assert cli.main(["resolve", str(tmp_path / "missing")]) == 3
     err = capsys.readouterr().err
     assert err.startswith("tfhub: error: ") and "does not exist" in err
+    assert cli.main(["resolve", "ftp://nowhere/x"]) == 2
+    assert cli.main(["resolve", server.url("test/none/1")]) == 3  # 404
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["inspect", str(tmp_path / "empty")]) == 5
+    assert "holds neither" in capsys.readouterr().err
 
 
 def test_subprocess_resolve(server):

@@ -103,5 +103,5 @@ def test_convert_command(seed_module, tmp_path, capsys):
     assert capsys.readouterr().out.strip() == str(tmp_path / "out")
     assert (tmp_path / "out" / "saved_model.pb").is_file()
     assert not (tmp_path / "out" / "tfhub_module.pb").exists()
-    assert cli.main(["convert", str(tmp_path / "out"), str(tmp_path / "again")]) == 2
+    assert cli.main(["convert", str(tmp_path / "out"), str(tmp_path / "again")]) == 5
     assert "not in the TF1 Hub format" in capsys.readouterr().err

@@ -14,9 +14,30 @@ import sys
 from collections.abc import Sequence
 
 from tfhub import __version__, config
-from tfhub.errors import HubError
+from tfhub.errors import (
+    ArchiveError,
+    CacheError,
+    DownloadError,
+    HubError,
+    ModelNotFoundError,
+    NotAModelError,
+)
 
-__all__ = ["main"]
+__all__ = ["EXIT_CODES", "main"]
+
+# Exit status per error class (the first matching class wins); other errors of ours exit 2.
+EXIT_CODES: tuple[tuple[type[HubError], int], ...] = (
+    (ModelNotFoundError, 3),
+    (DownloadError, 4),
+    (ArchiveError, 5),
+    (NotAModelError, 5),
+    (CacheError, 6),
+)
+_EPILOG = (
+    "exit status: 0 ok, 1 check failed (cache verify/rm), 2 usage or other error, "
+    "3 model not found (or not cached offline), 4 network/server error, "
+    "5 not a valid model or archive, 6 cache not usable"
+)
 
 
 def _cmd_resolve(args: argparse.Namespace) -> int:
@@ -158,6 +179,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfhub",
         description="Publish, host, find and reuse pretrained TensorFlow model pieces.",
+        epilog=_EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"tfhub {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
@@ -229,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except HubError as exc:
         print(f"tfhub: error: {exc}", file=sys.stderr)
-        return 2
+        return next((code for cls, code in EXIT_CODES if isinstance(exc, cls)), 2)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -324,6 +324,8 @@ def serve(root: str, host: str = "127.0.0.1", port: int = 8000) -> None:
 
     import uvicorn
 
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("tfhub.server").setLevel(logging.INFO)  # the access log
     app = create_app(root)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -335,6 +337,7 @@ def serve(root: str, host: str = "127.0.0.1", port: int = 8000) -> None:
     server = uvicorn.Server(
         uvicorn.Config(
             app,
+            log_config=None,  # keep our logging set-up (uvicorn's would replace the handlers)
             log_level="info",
             access_log=False,  # ours logs method, path, status, bytes and time
             timeout_keep_alive=5,
