@@ -67,3 +67,23 @@ def test_subprocess_resolve(server):
     )
     assert proc.returncode == 0, proc.stderr
     assert os.path.isfile(os.path.join(proc.stdout.strip(), "saved_model.pb"))
+
+
+def test_cache_prune_removes_broken_entries_and_crash_leftovers(server, cache_dir, capsys):
+    good = cache.entry_path(server.url("test/mul/1"))
+    broken = cache.entry_path(server.url("test/text/1"))
+    cli.main(["resolve", server.url("test/mul/1")])
+    cli.main(["resolve", server.url("test/text/1")])
+    os.remove(broken / "saved_model.pb")
+    (cache_dir / "abc.0123.tmp").mkdir()  # a download killed mid-way
+    (cache_dir / "abc.0123.tmp" / "part").write_bytes(b"x")
+    (cache_dir / "orphan.manifest.json").write_text("{}")
+    capsys.readouterr()
+    assert cli.main(["cache", "prune"]) == 0
+    out = capsys.readouterr().out
+    assert broken.name in out and "abc.0123.tmp" in out and "orphan.manifest.json" in out
+    assert good.is_dir() and not broken.exists()
+    assert sorted(os.listdir(cache_dir)) == sorted(
+        [good.name, good.name + ".descriptor.txt", good.name + ".manifest.json"]
+    )
+    assert cli.main(["cache", "rm", "nothing-like-this"]) == 1

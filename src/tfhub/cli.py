@@ -144,16 +144,18 @@ def _cmd_cache(args: argparse.Namespace) -> int:
         print(config.cache_dir())
         return 0
     entries = _cache_entries()
-    if args.cache_command in ("rm", "prune"):
+    if args.cache_command == "prune":
+        for name in cache.prune(config.cache_dir()):
+            print(f"removed {name}")
+        return 0
+    if args.cache_command == "rm":
         removed = 0
-        for name, handle, problem in entries:
-            if (
-                args.cache_command == "rm" and (handle in args.handles or name in args.handles)
-            ) or (args.cache_command == "prune" and problem is not None):
+        for name, handle, _ in entries:
+            if handle in args.handles or name in args.handles:
                 cache.remove_entry(config.cache_dir() / name)
                 print(f"removed {name}  {handle}")
                 removed += 1
-        if args.cache_command == "rm" and not removed:
+        if not removed:
             print(f"tfhub: error: not in the cache: {', '.join(args.handles)}", file=sys.stderr)
             return 1
         return 0

@@ -333,6 +333,33 @@ def remove_entry(entry: Path) -> None:
             _sibling(entry, suffix).unlink()
 
 
+def prune(root: Path) -> list[str]:
+    """Removes incomplete entries and the leftovers of crashed downloads; returns their names.
+
+    Temp and trash directories are removed only when no download of that entry is running
+    (no lock file).
+    """
+    removed: list[str] = []
+    if not root.is_dir():
+        return removed
+    names = set(os.listdir(root))
+    for name in sorted(names):
+        path = root / name
+        base = name.split(".", 1)[0]
+        locked = f"{base}{LOCK_SUFFIX}" in names
+        if "." not in name and path.is_dir():
+            if check_entry(path) is not None and not locked:
+                remove_entry(path)
+                removed.append(name)
+        elif name.endswith((".tmp", ".trash")) and not locked:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(name)
+        elif name.endswith((MANIFEST_SUFFIX, DESCRIPTOR_SUFFIX)) and base not in names:
+            path.unlink(missing_ok=True)
+            removed.append(name)
+    return removed
+
+
 def manifest_of(directory: Path) -> Manifest:
     """Sizes (no hashes) of every regular file under ``directory``."""
     result: Manifest = {}
