@@ -249,7 +249,7 @@ def test_cli_publish_download_inspect_and_cache(server, models, tmp_path):
         [*cmd, "publish", str(models["tf1"]), "test/tf1/1", "--server", server.url],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
-    assert again.returncode == 2 and "409" in again.stderr
+    assert again.returncode == 4 and "409" in again.stderr  # the server refused
     url = f"{server.url}/test/tf1/1"
     path = subprocess.run(
         [*cmd, "download", url], capture_output=True, text=True, env=env, timeout=300
