@@ -104,6 +104,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
                     print(f"    {direction[:-1]:6s} {key}: {spec['dtype']} {shape} {kind}")
         if variant.get("attachments"):
             print(f"  attached messages: {', '.join(variant['attachments'])}")
+    unsafe = info.get("unsafe_ops", [])
+    print(f"unsafe ops: {len(unsafe)}" + "".join(f"\n  {u}" for u in unsafe))
     return 0
 
 

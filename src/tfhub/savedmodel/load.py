@@ -25,7 +25,13 @@ def is_tf1_module(path: str) -> bool:
     return _exists(os.path.join(path, protocol.TF1_MODULE_PB))
 
 
-def load(handle: str | os.PathLike[str], tags: Any = None, options: Any = None) -> Any:
+def load(
+    handle: str | os.PathLike[str],
+    tags: Any = None,
+    options: Any = None,
+    *,
+    allow_ops: Any = None,
+) -> Any:
     """Resolves ``handle`` and loads the SavedModel found there.
 
     The result is what ``tf.saved_model.load`` returns. A Reusable SavedModel has
@@ -41,6 +47,9 @@ def load(handle: str | os.PathLike[str], tags: Any = None, options: Any = None) 
         handle: a path or URL (see :func:`tfhub.resolve`).
         tags: the MetaGraph tags to load (default: ``serve`` for TF2, the empty set for TF1).
         options: a ``tf.saved_model.LoadOptions``.
+        allow_ops: op types that reach outside the model (``ReadFile``, ``PyFunc``, ...) which
+            are acceptable; any other such op then refuses the load. Without it,
+            ``TFHUB_CHECK_OPS`` decides: ``warn`` (default), ``error`` or ``off``.
 
     Returns:
         The restored object.
@@ -48,6 +57,7 @@ def load(handle: str | os.PathLike[str], tags: Any = None, options: Any = None) 
     Raises:
         InvalidHandleError: ``handle`` is not a string.
         NotAModelError: the directory holds neither ``saved_model.pb`` nor ``saved_model.pbtxt``.
+        UsageError: the model holds unsafe ops that the policy refuses.
         Any error of :func:`tfhub.resolve`.
 
     Example:
@@ -83,6 +93,10 @@ def load(handle: str | os.PathLike[str], tags: Any = None, options: Any = None) 
             "directory that tf.saved_model.save() wrote.",
             handle=handle,
         )
+    if "://" not in path:
+        from tfhub.tools.unsafe_ops import check_ops
+
+        check_ops(path, handle=handle, allow_ops=allow_ops)
     if tf1:
         from tfhub.tf1.interop import TF1ModuleObject
 

@@ -31,6 +31,12 @@ from tfhub.server.catalog import Catalog, ModelName, parse_docs
 __all__ = ["PublishError", "Publisher", "Tokens"]
 
 
+def _env_true(name: str) -> bool:
+    from tfhub.config import env_flag
+
+    return env_flag(name)
+
+
 class PublishError(Exception):
     """A rejected publish, with the HTTP status that says why."""
 
@@ -177,6 +183,13 @@ class Publisher:
                     "with `tar -czf model.tar.gz -C export_dir .`.",
                 )
             info = self._inspect(unpacked)
+            if info.get("unsafe_ops") and not _env_true("TFHUB_ALLOW_UNSAFE_OPS"):
+                raise PublishError(
+                    422,
+                    "The model contains ops that reach outside the model (files, Python, ...): "
+                    + "; ".join(info["unsafe_ops"][:10])
+                    + ". The server refuses them unless started with TFHUB_ALLOW_UNSAFE_OPS=1.",
+                )
         finally:
             shutil.rmtree(unpacked, ignore_errors=True)
         archive_key = f"{name.path}/{sha256}-{uuid.uuid4().hex[:8]}.tar.gz"

@@ -499,8 +499,11 @@ def _checkpoint_of(path: Path) -> str | None:
     return str(prefix) if Path(f"{prefix}.index").is_file() else None
 
 
-def load_module_spec(path: str | os.PathLike[str]) -> ModuleSpec:
+def load_module_spec(path: str | os.PathLike[str], *, check_ops: bool = True) -> ModuleSpec:
     """Reads the spec of a TF1 Hub module from a handle (path or URL).
+
+    With ``check_ops`` the module's graphs are scanned for ops that reach outside the model
+    first (see ``TFHUB_CHECK_OPS``).
 
     Raises:
         NotAModelError: no ``tfhub_module.pb``, an unknown format or required features.
@@ -526,6 +529,10 @@ def load_module_spec(path: str | os.PathLike[str]) -> ModuleSpec:
             "a newer library is needed to use this module.",
             handle=handle,
         )
+    if check_ops:
+        from tfhub.tools.unsafe_ops import check_ops as check
+
+        check(str(module_dir), handle=handle)
     variants = {}
     for meta in _read_meta_graphs(module_dir, handle):
         _check_collections(meta.collection_def, where=f"module {handle}")

@@ -70,7 +70,7 @@ def _inspect_tf1(path: str) -> dict[str, Any]:
     from tfhub.tf1.protos import ModuleAttachment
     from tfhub.tf1.spec import ATTACHMENTS_KEY, load_module_spec
 
-    spec = load_module_spec(path)
+    spec = load_module_spec(path, check_ops=False)  # reported below, not refused
     variants = []
     for tags in spec.get_tags():
         with tf.Graph().as_default():
@@ -164,7 +164,10 @@ def inspect_model(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{path} holds neither saved_model.pb, saved_model.pbtxt nor tfhub_module.pb.",
             handle=path,
         )
+    from tfhub.tools.unsafe_ops import scan
+
     result["size_bytes"] = _files_size(path)
+    result["unsafe_ops"] = [str(u) for u in scan(path)]
     return result
 
 
