@@ -55,6 +55,7 @@ CASES = {
         r"no saved_model.pb.*'model/'.*tar -czf",
     ),
     "empty": (_tar([]), "empty archive"),
+    "setuid": (_tar([MODEL, ({"name": "run", "mode": 0o4755}, b"#!/bin/sh")]), "setuid"),
     "file_then_dir": (
         _tar([MODEL, ({"name": "x"}, b"file"), ({"name": "x/y"}, b"under a file")]),
         "clashes with a file or directory",

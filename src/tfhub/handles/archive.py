@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+import stat
 import tarfile
 import zlib
 from pathlib import Path
@@ -91,6 +92,12 @@ def extract_tar_stream(
                     )
                 if rel is None:
                     raise ArchiveError(f"{source} has a file as its root.", handle=source)
+                if member.mode & (stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX):
+                    raise ArchiveError(
+                        f"{source} contains {member.name!r} with setuid/setgid/sticky bits "
+                        f"(mode {member.mode:o}); model files never need them.",
+                        handle=source,
+                    )
                 if rel in manifest:
                     raise ArchiveError(
                         f"{source} contains {member.name!r} twice; refusing an ambiguous archive.",

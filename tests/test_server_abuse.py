@@ -1,0 +1,92 @@
+"""Server abuse: uploads cut at random points, a server killed mid-upload, slow clients."""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from tests.server_helpers import TOKEN, HubServer, publish, tree
+from tfhub.testing import make_tarball
+
+
+def _raw_put(url: str, path: str, body: bytes, *, send: int, declared: int) -> None:
+    """Sends a PUT that declares ``declared`` bytes, sends ``send`` of them, then hangs up."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        head = (
+            f"PUT {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Type: application/gzip\r\nContent-Length: {declared}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + body[:send])
+        time.sleep(0.05)
+
+
+@pytest.fixture()
+def server(tmp_path):
+    srv = HubServer(str(tmp_path / "store"))
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_uploads_cut_at_random_points_store_nothing(server, models, tmp_path):
+    body = make_tarball(models["text"])
+    rng = random.Random(7)
+    for _ in range(10):
+        _raw_put(server.url, "/api/models/test/cut/1", body, send=rng.randrange(len(body)),
+                 declared=len(body))  # fmt: skip
+    time.sleep(0.5)
+    assert tree(tmp_path / "store") == {}
+    assert requests.get(f"{server.url}/api/models/test/cut/1", timeout=30).status_code == 404
+    assert publish(server.url, "test/cut/1", body).status_code == 201  # still serving
+
+
+def test_server_killed_mid_upload_leaves_nothing_visible(tmp_path, models):
+    body = make_tarball(models["text"])
+    first = HubServer(str(tmp_path / "store"))
+    parts = urlsplit(first.url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
+    sock.sendall(
+        (
+            f"PUT /api/models/test/crash/1 HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            f"Authorization: Bearer {TOKEN}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        + body[: len(body) // 2]
+    )
+    time.sleep(0.3)
+    first.proc.kill()  # SIGKILL: no cleanup at all
+    first.proc.wait(timeout=10)
+    sock.close()
+    second = HubServer(str(tmp_path / "store"))
+    try:
+        url = second.url
+        assert requests.get(f"{url}/api/models/test/crash/1", timeout=30).status_code == 404
+        assert (
+            requests.get(f"{url}/test/crash/1?tf-hub-format=compressed", timeout=30).status_code
+            == 404
+        )
+        assert publish(url, "test/crash/1", body).status_code == 201
+    finally:
+        second.stop()
+
+
+def test_slow_clients_do_not_block_others(server, models):
+    parts = urlsplit(server.url)
+    slow = []
+    for _ in range(20):  # each sends half a request line and then nothing
+        s = socket.create_connection((parts.hostname, parts.port), timeout=10)
+        s.sendall(b"GET /api/mod")
+        slow.append(s)
+    try:
+        start = time.monotonic()
+        assert requests.get(f"{server.url}/api/models", timeout=10).status_code == 200
+        assert time.monotonic() - start < 5
+    finally:
+        for s in slow:
+            s.close()
