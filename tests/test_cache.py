@@ -177,3 +177,51 @@ def test_garbled_lock_is_waited_on_then_taken_over(server, monkeypatch):
     entry.with_name(entry.name + ".lock").write_bytes(b"\xff\xfe\x00garbage")
     assert os.path.isdir(hub.resolve(handle))
     assert not entry.with_name(entry.name + ".lock").exists()
+
+
+def test_tampered_bytes_are_refetched_when_verifying(server, monkeypatch):
+    handle = server.url("test/mul/1")
+    path = hub.resolve(handle)
+    with open(os.path.join(path, "saved_model.pb"), "r+b") as f:
+        f.seek(5)
+        f.write(b"\xee")  # same size: only a hash can tell
+    assert hub.resolve(handle) == path and server.count("test/mul/1") == 1
+    monkeypatch.setenv("TFHUB_VERIFY_CACHE", "1")
+    assert hub.resolve(handle) == path
+    assert server.count("test/mul/1") == 2
+    assert cache.verify_entry(_entry(handle)) == []
+
+
+def test_disk_full_is_a_clear_error_and_leaves_nothing(server, tmp_path, monkeypatch):
+    import subprocess
+
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        monkeypatch.setenv("TFHUB_CACHE_DIR", str(small / "cache"))
+        with pytest.raises(hub.CacheError, match=r"The disk is full.*tfhub cache prune"):
+            hub.resolve(server.url("test/text/1"))
+        assert os.listdir(small / "cache") == []  # no temp dir, no lock, no entry
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+def test_shared_cache_follows_the_umask(server, cache_dir):
+    """With a group umask (002) every file and directory of an entry is group-writable, so
+    several users of one group can share the cache; the lock file too."""
+    import stat
+
+    old = os.umask(0o002)
+    try:
+        path = hub.resolve(server.url("test/text/1"))
+    finally:
+        os.umask(old)
+    for dirpath, dirnames, files in os.walk(path):
+        assert stat.S_IMODE(os.stat(dirpath).st_mode) & 0o070 == 0o070, dirpath
+        for name in files:
+            assert stat.S_IMODE(os.stat(os.path.join(dirpath, name)).st_mode) & 0o060 == 0o060

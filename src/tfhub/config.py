@@ -15,6 +15,8 @@ Variable                            Meaning
 ``TFHUB_HTTP_RETRIES``              retries of a failed request (default 4)
 ``TFHUB_LOCK_TIMEOUT``              seconds without progress before a lock is stale (600)
 ``TFHUB_MAX_MODEL_BYTES``           refuse archives that unpack to more bytes (default 64 GiB)
+``TFHUB_VERIFY_CACHE``              ``1``: re-hash cached files (sha256) on every use, not only sizes
+``TFHUB_CHECK_OPS``                 ``warn`` | ``error`` | ``off``: ops that reach outside a model
 ==================================  =========================================================
 """
 
@@ -39,6 +41,7 @@ __all__ = [
     "max_model_bytes",
     "model_load_format",
     "offline",
+    "verify_cache",
 ]
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -155,6 +158,11 @@ def http_retries() -> int:
 def lock_timeout() -> float:
     """Seconds a download lock may show no progress before another process takes it over."""
     return _env_number("TFHUB_LOCK_TIMEOUT", 600.0, minimum=0.0)
+
+
+def verify_cache() -> bool:
+    """``TFHUB_VERIFY_CACHE``: check every cached file's sha256 before each use."""
+    return env_flag("TFHUB_VERIFY_CACHE")
 
 
 def max_model_bytes() -> int:

@@ -163,7 +163,8 @@ def _write_member(
     # O_EXCL: a member can never overwrite something already written (e.g. through a
     # directory created by an earlier member with the same normalized name).
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        # 0o666 minus the umask: a group-shared cache (umask 002) stays writable by the group.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except (FileExistsError, IsADirectoryError, NotADirectoryError) as exc:
         raise _conflict(member.name, source) from exc
     with os.fdopen(fd, "wb") as out:

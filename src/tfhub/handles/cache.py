@@ -171,6 +171,9 @@ def lookup(handle: str, cache_root: Path | None = None) -> Path | None:
     """The complete cache entry of ``handle``, or None. Never takes a lock."""
     entry = entry_path(handle, cache_root)
     problem = check_entry(entry)
+    if problem is None and config.verify_cache():
+        problems = verify_entry(entry)
+        problem = "; ".join(problems) if problems else None
     if problem is None:
         return entry
     if entry.exists():
@@ -260,7 +263,7 @@ def _acquire_lock(entry: Path, handle: str) -> str | None:
     last_log = -_WAIT_LOG_EVERY
     while True:
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o664)
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
         except FileExistsError:
             pass
         except OSError as exc:
@@ -390,7 +393,7 @@ def install(
         Whatever ``fill`` raises.
     """
     entry = entry_path(handle, cache_root)
-    if check_entry(entry) is None:
+    if lookup(handle, cache_root) is not None:
         return entry
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
@@ -405,6 +408,8 @@ def install(
         return entry
     try:
         problem = check_entry(entry)
+        if problem is None and config.verify_cache():
+            problem = "; ".join(verify_entry(entry)) or None
         if problem is None:
             return entry
         tmp = entry.with_name(f"{entry.name}.{uuid.uuid4().hex}.tmp")
@@ -451,9 +456,11 @@ def install(
         except OSError as exc:
             if isinstance(exc, HubError):
                 raise
+            what = "The disk is full" if exc.errno == errno.ENOSPC else str(exc)
             raise CacheError(
-                f"Could not write the cache entry for {handle} under {entry.parent}: {exc}. Check "
-                "free space and permissions, or set TFHUB_CACHE_DIR elsewhere.",
+                f"Could not write the cache entry for {handle} under {entry.parent}: {what}. "
+                "Free some space (`tfhub cache prune`), check permissions, or set "
+                "TFHUB_CACHE_DIR elsewhere.",
                 handle=handle,
             ) from exc
         finally:
