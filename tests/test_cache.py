@@ -221,7 +221,7 @@ def test_shared_cache_follows_the_umask(server, cache_dir):
         path = hub.resolve(server.url("test/text/1"))
     finally:
         os.umask(old)
-    for dirpath, dirnames, files in os.walk(path):
+    for dirpath, _, files in os.walk(path):
         assert stat.S_IMODE(os.stat(dirpath).st_mode) & 0o070 == 0o070, dirpath
         for name in files:
             assert stat.S_IMODE(os.stat(os.path.join(dirpath, name)).st_mode) & 0o060 == 0o060

@@ -15,7 +15,7 @@ Variable                            Meaning
 ``TFHUB_HTTP_RETRIES``              retries of a failed request (default 4)
 ``TFHUB_LOCK_TIMEOUT``              seconds without progress before a lock is stale (600)
 ``TFHUB_MAX_MODEL_BYTES``           refuse archives that unpack to more bytes (default 64 GiB)
-``TFHUB_VERIFY_CACHE``              ``1``: re-hash cached files (sha256) on every use, not only sizes
+``TFHUB_VERIFY_CACHE``              ``1``: sha256-check cached files on every use, not just sizes
 ``TFHUB_CHECK_OPS``                 ``warn`` | ``error`` | ``off``: ops that reach outside a model
 ==================================  =========================================================
 """

@@ -483,7 +483,7 @@ def _parse(message_type: Any, path: Path, handle: str) -> Any:
         ) from exc
 
 
-def _read_meta_graphs(path: Path, handle: str) -> list[Any]:
+def read_meta_graphs(path: Path, handle: str) -> list[Any]:
     pb = path / protocol.SAVED_MODEL_PB
     if not pb.is_file():
         raise NotAModelError(f"{path} has no {protocol.SAVED_MODEL_PB}.", handle=handle)
@@ -534,7 +534,7 @@ def load_module_spec(path: str | os.PathLike[str], *, check_ops: bool = True) ->
 
         check(str(module_dir), handle=handle)
     variants = {}
-    for meta in _read_meta_graphs(module_dir, handle):
+    for meta in read_meta_graphs(module_dir, handle):
         _check_collections(meta.collection_def, where=f"module {handle}")
         _unpack_assets(meta, module_dir)
         variants[frozenset(meta.meta_info_def.tags)] = meta
@@ -552,7 +552,7 @@ def create_module_spec_from_saved_model(
     path = Path(os.fspath(saved_model_path))
     drop = set(_SAVED_MODEL_ONLY_COLLECTIONS) | set(drop_collections or ())
     variants = {}
-    for meta in _read_meta_graphs(path, str(path)):
+    for meta in read_meta_graphs(path, str(path)):
         for name in drop & set(meta.collection_def):
             del meta.collection_def[name]
         meta.ClearField("saver_def")

@@ -95,18 +95,15 @@ class UnsafeOp:
 
 
 def _meta_graphs(path: str) -> list[Any]:
-    import tensorflow as tf
+    from pathlib import Path
 
-    from tfhub.tf1.protos import SavedModelFile
+    from tfhub.tf1.spec import read_meta_graphs
 
-    pb = os.path.join(path, protocol.SAVED_MODEL_PB)
-    if not os.path.isfile(pb):
+    if not os.path.isfile(os.path.join(path, protocol.SAVED_MODEL_PB)):
         if os.path.isfile(os.path.join(path, protocol.SAVED_MODEL_PBTXT)):
             return []  # text protos are not scanned (rare, and refused by the server anyway)
         raise NotAModelError(f"{path} has no {protocol.SAVED_MODEL_PB} to scan.", handle=path)
-    with open(pb, "rb") as f:
-        container = SavedModelFile.FromString(f.read())
-    return [tf.compat.v1.MetaGraphDef.FromString(raw) for raw in container.meta_graphs]
+    return read_meta_graphs(Path(path), path)
 
 
 def scan(path: str | os.PathLike[str]) -> list[UnsafeOp]:
