@@ -20,10 +20,19 @@ from typing import IO
 from tfhub import config
 from tfhub.errors import ArchiveError, ArchiveTooLargeError
 from tfhub.handles.cache import FileRecord, Manifest
+from tfhub.handles.transfer import inflate_module
 
 __all__ = ["extract_tar_stream", "safe_member_path"]
 
 _CHUNK = 1 << 20
+# What a corrupt or truncated archive raises while being read.
+_READ_ERRORS: tuple[type[Exception], ...] = (
+    tarfile.ReadError,
+    tarfile.CompressionError,
+    EOFError,
+    zlib.error,
+    inflate_module().error,
+)
 
 
 def safe_member_path(name: str, *, source: str) -> str | None:
@@ -111,7 +120,7 @@ def extract_tar_stream(
                         handle=source,
                     )
                 manifest[rel] = _write_member(tar, member, dest / rel, source)
-    except (tarfile.ReadError, tarfile.CompressionError, EOFError, zlib.error) as exc:
+    except _READ_ERRORS as exc:
         raise ArchiveError(
             f"{source} does not appear to be a valid module: {exc}. The server must answer "
             "with a tar or tar.gz archive of the model directory.",

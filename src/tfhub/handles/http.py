@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import requests
 import urllib3
@@ -29,6 +29,7 @@ from tfhub.errors import DownloadError, OfflineError, ProtocolError, RemoteNotFo
 from tfhub.handles import cache
 from tfhub.handles.archive import extract_tar_stream
 from tfhub.handles.cache import Manifest
+from tfhub.handles.transfer import PipelinedStream
 
 __all__ = [
     "HttpCompressedResolver",
@@ -203,20 +204,6 @@ def get(
             s.close()
 
 
-class _CountingReader:
-    """A file-like view of a response body that reports progress."""
-
-    def __init__(self, raw: IO[bytes], bar: Any) -> None:
-        self._raw = raw
-        self._bar = bar
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._raw.read(n)
-        if self._bar is not None and data:
-            self._bar.update(len(data))
-        return data
-
-
 def _progress_bar(url: str, total: int | None) -> Any:
     if not config.download_progress():
         return None
@@ -242,13 +229,11 @@ def download_archive(handle: str, url: str, dest: Path) -> Manifest:
                 resp.raw.decode_content = True
                 length = resp.headers.get("Content-Length")
                 bar = _progress_bar(handle, int(length) if length and length.isdigit() else None)
+                stream = PipelinedStream(resp.raw, on_bytes=bar.update if bar else None)
                 try:
-                    return extract_tar_stream(
-                        _CountingReader(resp.raw, bar),  # type: ignore[arg-type]
-                        dest,
-                        source=handle,
-                    )
+                    return extract_tar_stream(stream, dest, source=handle)  # type: ignore[arg-type]
                 finally:
+                    stream.close()
                     if bar is not None:
                         bar.close()
         except DownloadError:
