@@ -9,6 +9,7 @@ overlap. Queues are bounded, so memory stays at a few chunks whatever the model 
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 import zlib
@@ -56,34 +57,74 @@ def _pump(produce: Callable[[], bytes], out: queue.Queue[Any], stop: threading.E
 
 
 class _QueueReader:
-    """``read()`` over a queue of chunks filled by another thread."""
+    """``read()`` over a queue of chunks filled by another thread, copying as little as
+    possible: a read that a queued chunk satisfies whole returns that very chunk."""
 
     def __init__(self, source: queue.Queue[Any]) -> None:
         self._source = source
-        self._buffer = b""
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._offset = 0  # into self._chunks[0]
+        self._available = 0
         self._done = False
 
-    def _next(self) -> bytes:
+    def _pull(self) -> bool:
+        if self._done:
+            return False
         item = self._source.get()
         if item is _END:
             self._done = True
-            return b""
+            return False
         if isinstance(item, _Failure):
             self._done = True
             raise item.exc
-        return item  # type: ignore[no-any-return]
+        self._chunks.append(item)
+        self._available += len(item)
+        return True
+
+    def unread(self, data: bytes) -> None:
+        """Puts ``data`` back in front of the stream."""
+        if self._offset:
+            self._chunks[0] = self._chunks[0][self._offset :]
+            self._offset = 0
+        self._chunks.appendleft(data)
+        self._available += len(data)
+
+    def read_chunk(self) -> bytes:
+        """Whatever is next, in the size it arrived (b"" at the end)."""
+        if not self._chunks and not self._pull():
+            return b""
+        chunk = self._chunks.popleft()
+        if self._offset:
+            chunk, self._offset = chunk[self._offset :], 0
+        self._available -= len(chunk)
+        return chunk
 
     def read(self, n: int = -1) -> bytes:
-        while not self._done and (n < 0 or len(self._buffer) < n):
-            chunk = self._next()
-            if not chunk:
-                break
-            self._buffer += chunk
-        if n < 0:
-            data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:n], self._buffer[n:]
-        return data
+        while (n < 0 or self._available < n) and self._pull():
+            pass
+        if n < 0 or n > self._available:
+            n = self._available
+        if n == 0:
+            return b""
+        first = self._chunks[0]
+        if self._offset == 0 and len(first) == n:
+            self._chunks.popleft()
+            self._available -= n
+            return first
+        parts = []
+        need = n
+        while need:
+            chunk = self._chunks[0]
+            take = min(need, len(chunk) - self._offset)
+            parts.append(memoryview(chunk)[self._offset : self._offset + take])
+            need -= take
+            if self._offset + take == len(chunk):
+                self._chunks.popleft()
+                self._offset = 0
+            else:
+                self._offset += take
+        self._available -= n
+        return parts[0].tobytes() if len(parts) == 1 else b"".join(parts)
 
 
 class PipelinedStream:
@@ -110,7 +151,7 @@ class PipelinedStream:
         head = reader.read(2)
         self.compressed = head == _GZIP_MAGIC
         if not self.compressed:
-            reader._buffer = head + reader._buffer
+            reader.unread(head)
             self._reader = reader
             return
         module = inflate_module()
@@ -118,7 +159,7 @@ class PipelinedStream:
 
         def inflate() -> bytes:
             while True:
-                data = state["pending"] or reader.read(_CHUNK)
+                data = state["pending"] or reader.read_chunk()
                 state["pending"] = b""
                 if not data:
                     tail: bytes = state["inflater"].flush()
