@@ -31,7 +31,9 @@ test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
+	command -v nginx >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx)
 	$(BIN)/python bench/tf1_module.py
+	$(BIN)/python bench/download.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples
