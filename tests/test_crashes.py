@@ -97,3 +97,18 @@ def test_kill_9_at_a_random_point_never_leaves_a_usable_broken_entry(round_, cac
         assert time.monotonic() - start < 20
     assert cache.check_entry(entry) is None and path == str(entry)
     assert cache.verify_entry(entry) == []
+
+
+def test_closing_a_stream_early_stops_its_threads():
+    import gzip
+    import threading
+
+    from tfhub.handles.transfer import PipelinedStream
+
+    before = threading.active_count()
+    stream = PipelinedStream(io.BytesIO(gzip.compress(os.urandom(40 << 20), compresslevel=1)))
+    assert len(stream.read(10)) == 10
+    start = time.monotonic()
+    stream.close()
+    assert time.monotonic() - start < 3
+    assert threading.active_count() == before

@@ -128,6 +128,8 @@ def test_concurrent_publishes_of_one_version(server, models, tmp_path):
         ("test/m", 400, "a version is needed"),
         ("test/%2e%2e/etc/1", 400, "Invalid model name"),  # requests would fold a raw ..
         ("test/m%20x/1", 400, "Invalid model name"),
+        ("test/a/2024/1", 400, "only digits"),
+        ("test/.hidden/1", 400, "may not start with '.'"),
     ],
 )
 def test_bad_names(server, models, name, status, message):
@@ -183,6 +185,19 @@ def test_bad_uploads_change_nothing(server, tmp_path, body, status, message):
     assert message in resp.json()["error"]
     assert tree(tmp_path / "store") == before
     assert requests.get(f"{server.url}/api/models/test/bad/1", timeout=30).status_code == 404
+
+
+def test_malformed_multipart_is_a_400(server):
+    resp = requests.post(
+        f"{server.url}/api/models/test/m/1",
+        data=b"garbage",
+        headers={
+            "Authorization": f"Bearer {TOKEN}",
+            "Content-Type": "multipart/form-data; boundary=xyz",
+        },
+        timeout=30,
+    )
+    assert resp.status_code == 400, resp.text
 
 
 def test_bad_docs_are_refused(server, models):

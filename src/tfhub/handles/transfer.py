@@ -38,22 +38,27 @@ class _Failure:
         self.exc = exc
 
 
+def _put(out: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    """Puts ``item`` unless the consumer has stopped (never blocks forever)."""
+    while not stop.is_set():
+        try:
+            out.put(item, timeout=0.2)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 def _pump(produce: Callable[[], bytes], out: queue.Queue[Any], stop: threading.Event) -> None:
     """Puts ``produce()`` results on ``out`` until it returns b"" (then _END) or fails."""
     try:
         while not stop.is_set():
             chunk = produce()
-            if not chunk:
+            if not chunk or not _put(out, chunk, stop):
                 break
-            while not stop.is_set():
-                try:
-                    out.put(chunk, timeout=0.2)
-                    break
-                except queue.Full:
-                    continue
-        out.put(_END)
+        _put(out, _END, stop)
     except BaseException as exc:  # handed to the consumer, which re-raises it
-        out.put(_Failure(exc))
+        _put(out, _Failure(exc), stop)
 
 
 class _QueueReader:

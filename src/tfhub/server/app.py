@@ -25,6 +25,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.responses import StreamingResponse
 
@@ -204,7 +205,7 @@ def create_app(
         formats = request.query_params.getlist(protocol.FORMAT_PARAM)
         wanted = {f.strip() for value in formats for f in value.split(",")}
         if protocol.COMPRESSED in wanted:
-            return _archive_response(request, record)
+            return _archive_response(request, record, versioned=name.version is not None)
         if protocol.UNCOMPRESSED in wanted:
             return PlainTextResponse(
                 "This hub serves tf-hub-format=compressed only (the uncompressed format needs "
@@ -220,7 +221,7 @@ def create_app(
         handle = str(request.base_url).rstrip("/") + "/" + name.path
         return HTMLResponse(model_page(record, versions, handle))
 
-    def _archive_response(request: Request, record: dict[str, Any]) -> Response:
+    def _archive_response(request: Request, record: dict[str, Any], versioned: bool) -> Response:
         archive = record["archive"]
         size = int(archive["size"])
         etag = f'"{archive["sha256"]}"'
@@ -230,9 +231,7 @@ def create_app(
             "Content-Type": "application/gzip",
             "Digest": "sha-256=" + base64.b64encode(bytes.fromhex(archive["sha256"])).decode(),
             "X-Tfhub-Sha256": archive["sha256"],
-            "Cache-Control": "public, max-age=31536000, immutable"
-            if request.url.path.rstrip("/").split("/")[-1].isdigit()
-            else "no-cache",
+            "Cache-Control": "public, max-age=31536000, immutable" if versioned else "no-cache",
         }
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers=headers)
@@ -305,11 +304,14 @@ async def _read_multipart(request: Request, upload: Upload, docs: bytearray) -> 
             "on_part_data": on_part_data,
         },
     )
-    async for chunk in request.stream():
-        parser.write(chunk)
-        if errors:
-            raise errors[0]
-    parser.finalize()
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+            if errors:
+                raise errors[0]
+        parser.finalize()
+    except MultipartParseError as exc:
+        raise PublishError(400, f"Malformed multipart body: {exc}") from exc
     if upload.size == 0:
         raise PublishError(400, "The multipart body has no `model` file part.")
 

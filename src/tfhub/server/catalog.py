@@ -72,11 +72,11 @@ def validate(publisher: str, model: str, version: str | int | None) -> ModelName
             f"Invalid publisher {publisher!r}: use lower-case letters, digits and '-'."
         )
     if not protocol.MODEL_NAME_RE.match(model) or any(
-        part in (".", "..") for part in model.split("/")
+        part.startswith(".") or part.isdigit() for part in model.split("/")
     ):
         raise NameError_(
             f"Invalid model name {model!r}: use letters, digits, '_', '.', '-' and '/' between "
-            "parts."
+            "parts; a part may not start with '.' or be only digits (those are versions)."
         )
     if version is None:
         return ModelName(publisher, model)

@@ -129,3 +129,4 @@ def publish_to_root(
             raise UsageError(f"Cannot publish {name}: {exc.message}") from exc
         finally:
             upload.discard()
+            publisher.close()

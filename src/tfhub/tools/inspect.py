@@ -164,19 +164,37 @@ def inspect_model(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{path} holds neither saved_model.pb, saved_model.pbtxt nor tfhub_module.pb.",
             handle=path,
         )
-    from tfhub.tools.unsafe_ops import scan
+    from tfhub.tools.unsafe_ops import UnscannableError, scan
 
     result["size_bytes"] = _files_size(path)
-    result["unsafe_ops"] = [str(u) for u in scan(path)]
+    try:
+        result["unsafe_ops"] = [str(u) for u in scan(path)]
+    except UnscannableError as exc:
+        result["unsafe_ops"] = [f"not scanned: {exc}"]
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tfhub.tools.inspect")
     parser.add_argument("path")
+    parser.add_argument(
+        "--refuse-unsafe",
+        action="store_true",
+        help="scan first and refuse (without loading) a model with unsafe ops",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
+        if args.refuse_unsafe:
+            from tfhub.tools.unsafe_ops import scan
+
+            unsafe = scan(args.path)
+            if unsafe:
+                raise NotAModelError(
+                    "the model contains ops that reach outside the model (files, Python, ...): "
+                    + "; ".join(str(u) for u in unsafe[:10])
+                    + ". The server refuses them unless started with TFHUB_ALLOW_UNSAFE_OPS=1."
+                )
         print(json.dumps(inspect_model(args.path)))
     except HubError as exc:
         print(json.dumps({"error": str(exc)}))

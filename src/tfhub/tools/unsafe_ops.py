@@ -81,6 +81,10 @@ _CHECKPOINT_OPS = frozenset(
 _SAVER_FUNCTIONS = ("__inference__traced_save", "__inference__traced_restore")
 
 
+class UnscannableError(NotAModelError):
+    """The model cannot be scanned for unsafe ops (a text ``saved_model.pbtxt``)."""
+
+
 @dataclass(frozen=True)
 class UnsafeOp:
     """One risky op: its type, where it is, and what it can do."""
@@ -101,7 +105,12 @@ def _meta_graphs(path: str) -> list[Any]:
 
     if not os.path.isfile(os.path.join(path, protocol.SAVED_MODEL_PB)):
         if os.path.isfile(os.path.join(path, protocol.SAVED_MODEL_PBTXT)):
-            return []  # text protos are not scanned (rare, and refused by the server anyway)
+            raise UnscannableError(
+                f"{path} holds a text saved_model.pbtxt, which tfhub does not scan for unsafe "
+                "ops; export a binary saved_model.pb (or set TFHUB_CHECK_OPS=off if you trust "
+                "it).",
+                handle=path,
+            )
         raise NotAModelError(f"{path} has no {protocol.SAVED_MODEL_PB} to scan.", handle=path)
     return read_meta_graphs(Path(path), path)
 
@@ -166,7 +175,14 @@ def check_ops(path: str, *, handle: str, allow_ops: Any = None) -> list[UnsafeOp
     if mode == "off":
         return []
     allowed = set(allow_ops or ())
-    unsafe = [u for u in scan(path) if u.op not in allowed]
+    try:
+        found = scan(path)
+    except UnscannableError as exc:
+        if mode == "error":
+            raise
+        logger.warning("%s", exc)
+        return []
+    unsafe = [u for u in found if u.op not in allowed]
     if not unsafe:
         return []
     listing = "; ".join(str(u) for u in unsafe[:10]) + (" ..." if len(unsafe) > 10 else "")
