@@ -62,6 +62,32 @@ def server(models: dict[str, Path]) -> Iterator[object]:
         yield srv
 
 
+@pytest.fixture()
+def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A real S3-compatible server (moto's) on 127.0.0.1, with the AWS_* settings pointing at it."""
+    import socket
+
+    moto_server = pytest.importorskip("moto.server")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    for key, value in {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+
+
 def run_python(code: str, *, env: dict[str, str] | None = None, timeout: float = 300) -> str:
     """Runs ``code`` in a fresh interpreter (for process-wide TF settings); returns stdout."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}

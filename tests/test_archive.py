@@ -10,7 +10,7 @@ import tarfile
 import pytest
 
 import tfhub as hub
-from tfhub.testing import HostingServer
+from tfhub.testing import HostingServer, respond
 
 
 def _tar(members, *, gz=True):
@@ -72,11 +72,7 @@ def test_hostile_archive(case, cache_dir, tmp_path):
     body, message = CASES[case]
     outside = tmp_path / "evil.txt"
 
-    def route(h):
-        h.send_response(200)
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        h.wfile.write(body)
+    route = respond(body)
 
     with HostingServer({"m": route}) as srv:
         url = srv.url("m")
@@ -92,11 +88,7 @@ def test_size_limit(cache_dir, monkeypatch):
     body = _tar([MODEL, ({"name": "variables/big"}, b"\0" * 5000)])
     assert len(body) < 1000  # the bomb is small on the wire
 
-    def route(h):
-        h.send_response(200)
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        h.wfile.write(body)
+    route = respond(body)
 
     with HostingServer({"m": route}) as srv:
         with pytest.raises(hub.ArchiveTooLargeError, match="TFHUB_MAX_MODEL_BYTES"):

@@ -12,7 +12,7 @@ import pytest
 
 import tfhub as hub
 from tfhub.handles import cache
-from tfhub.testing import HostingServer, make_tarball
+from tfhub.testing import HostingServer, make_tarball, send
 
 
 def _entry(handle):
@@ -141,10 +141,7 @@ def test_concurrent_resolves_download_once(models):
 
     def slow(h):
         gate.wait(10)
-        h.send_response(200)
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        h.wfile.write(body)
+        send(h, body)
 
     with HostingServer({"m": slow}) as srv:
         handle = srv.url("m")

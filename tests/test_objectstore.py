@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -13,26 +12,11 @@ from tfhub.testing import make_tarball
 
 boto3 = pytest.importorskip("boto3")
 pytest.importorskip("s3fs")
-moto_server = pytest.importorskip("moto.server")
 
 
 @pytest.fixture()
-def s3(monkeypatch, models):
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    for key, value in {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    client = boto3.client("s3", endpoint_url=endpoint)
+def s3(s3_endpoint, models):
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
     client.create_bucket(Bucket="models")
     root = models["mul"]
     for dirpath, _, files in os.walk(root):
@@ -41,10 +25,7 @@ def s3(monkeypatch, models):
             key = "mul/" + os.path.relpath(full, root).replace(os.sep, "/")
             client.upload_file(full, "models", key)
     client.put_object(Bucket="models", Key="archives/mul.tar.gz", Body=make_tarball(root))
-    try:
-        yield client
-    finally:
-        server.stop()
+    return client
 
 
 def _files(root):

@@ -15,7 +15,7 @@ import pytest
 
 import tfhub as hub
 from tfhub.handles.http import append_format_query
-from tfhub.testing import HostingServer, make_tarball
+from tfhub.testing import HostingServer, make_tarball, respond
 
 # -- local handles ---------------------------------------------------------------------------
 
@@ -138,11 +138,7 @@ def test_redirects_are_followed(models):
         h.send_header("Content-Length", "0")
         h.end_headers()
 
-    def tarball(h):
-        h.send_response(200)
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        h.wfile.write(body)
+    tarball = respond(body)
 
     with HostingServer({"pub/mul/1": redirect, "files/mul.tar.gz": tarball}) as srv:
         path = hub.resolve(srv.url("pub/mul/1"))
@@ -156,11 +152,7 @@ def test_redirects_are_followed(models):
 def test_plain_uncompressed_tar_is_accepted(models):
     body = make_tarball(models["mul"], compress=False)
 
-    def plain(h):
-        h.send_response(200)
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        h.wfile.write(body)
+    plain = respond(body)
 
     with HostingServer({"m": plain}) as srv:
         assert os.path.isfile(os.path.join(hub.resolve(srv.url("m")), "saved_model.pb"))
@@ -343,21 +335,11 @@ def test_proxies_come_from_the_environment(models, monkeypatch):
 # -- uncompressed mode -----------------------------------------------------------------------
 
 
-def _answer(status, body=b"", headers=()):
-    def route(h):
-        h.send_response(status)
-        for k, v in headers:
-            h.send_header(k, v)
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        h.wfile.write(body)
-
-    return route
-
-
 def test_uncompressed_mode_returns_the_gcs_location(monkeypatch):
     monkeypatch.setenv("TFHUB_MODEL_LOAD_FORMAT", "UNCOMPRESSED")
-    with HostingServer({"p/m/1": _answer(303, b"gs://bucket/p/m/1/uncompressed")}) as srv:
+    with HostingServer(
+        {"p/m/1": respond(status=303, body=b"gs://bucket/p/m/1/uncompressed")}
+    ) as srv:
         assert hub.resolve(srv.url("p/m/1")) == "gs://bucket/p/m/1/uncompressed"
         assert srv.requests == [("GET", "/p/m/1?tf-hub-format=uncompressed")]
 
@@ -365,7 +347,10 @@ def test_uncompressed_mode_returns_the_gcs_location(monkeypatch):
 def test_uncompressed_mode_errors(monkeypatch):
     monkeypatch.setenv("TFHUB_MODEL_LOAD_FORMAT", "UNCOMPRESSED")
     with HostingServer(
-        {"ok": _answer(200, b"tarball"), "bad": _answer(303, b"https://elsewhere/x")}
+        {
+            "ok": respond(status=200, body=b"tarball"),
+            "bad": respond(status=303, body=b"https://elsewhere/x"),
+        }
     ) as srv:
         with pytest.raises(ValueError, match=r"Expected 303 See Other.*received code 200") as e:
             hub.resolve(srv.url("ok"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import socket
 
 import numpy as np
 import pytest
@@ -14,31 +13,13 @@ from tests.server_helpers import HubServer, publish
 from tfhub.testing import make_tarball
 
 boto3 = pytest.importorskip("boto3")
-moto_server = pytest.importorskip("moto.server")
 
 
 @pytest.fixture()
-def bucket(monkeypatch):
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    client = boto3.client("s3")
+def bucket(s3_endpoint):
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
     client.create_bucket(Bucket="hub")
-    try:
-        yield client
-    finally:
-        server.stop()
+    return client
 
 
 def _keys(client):

@@ -29,7 +29,7 @@ from typing import Any
 
 from tfhub import protocol
 
-__all__ = ["HostingServer", "make_tarball"]
+__all__ = ["HostingServer", "make_tarball", "respond", "send"]
 
 Route = str | os.PathLike[str] | Callable[[http.server.BaseHTTPRequestHandler], None]
 
@@ -46,6 +46,28 @@ def _reset_owner(info: tarfile.TarInfo) -> tarfile.TarInfo:
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     return info
+
+
+def send(
+    handler: http.server.BaseHTTPRequestHandler,
+    body: bytes = b"",
+    status: int = 200,
+    headers: tuple[tuple[str, str], ...] = (),
+) -> None:
+    """Writes a complete response (with Content-Length) from inside a route."""
+    handler.send_response(status)
+    for key, value in headers:
+        handler.send_header(key, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def respond(
+    body: bytes = b"", status: int = 200, headers: tuple[tuple[str, str], ...] = ()
+) -> Callable[[http.server.BaseHTTPRequestHandler], None]:
+    """A route that always answers with ``body`` (e.g. a crafted archive or an error)."""
+    return lambda handler: send(handler, body, status, headers)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
