@@ -167,13 +167,18 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _usable_problem(entry: Path) -> str | None:
+    """:func:`check_entry`, plus the sha256 check when ``TFHUB_VERIFY_CACHE`` is set."""
+    problem = check_entry(entry)
+    if problem is None and config.verify_cache():
+        problem = "; ".join(verify_entry(entry)) or None
+    return problem
+
+
 def lookup(handle: str, cache_root: Path | None = None) -> Path | None:
     """The complete cache entry of ``handle``, or None. Never takes a lock."""
     entry = entry_path(handle, cache_root)
-    problem = check_entry(entry)
-    if problem is None and config.verify_cache():
-        problems = verify_entry(entry)
-        problem = "; ".join(problems) if problems else None
+    problem = _usable_problem(entry)
     if problem is None:
         return entry
     if entry.exists():
@@ -407,9 +412,7 @@ def install(
     if owner is None:
         return entry
     try:
-        problem = check_entry(entry)
-        if problem is None and config.verify_cache():
-            problem = "; ".join(verify_entry(entry)) or None
+        problem = _usable_problem(entry)
         if problem is None:
             return entry
         tmp = entry.with_name(f"{entry.name}.{uuid.uuid4().hex}.tmp")

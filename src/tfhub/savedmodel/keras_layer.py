@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfhub.savedmodel.layer_common import HubLayerCore
+from tfhub.savedmodel.layer_common import HubLayerCore, HubLayerMixin
 
 __all__ = ["KerasLayer"]
 
@@ -31,7 +31,7 @@ class _SavedModelRegularizer:
 
 
 @keras.saving.register_keras_serializable(package="tfhub", name="KerasLayer")
-class KerasLayer(keras.layers.Layer):
+class KerasLayer(HubLayerMixin, keras.layers.Layer):
     """Wraps a SavedModel (or one of its signatures) as a Keras 3 layer.
 
     The loaded object's variables are the layer's weights (the same variables, wrapped, never
@@ -105,11 +105,6 @@ class KerasLayer(keras.layers.Layer):
             variable.trainable = self.trainable
         self.built = True
 
-    @property
-    def resolved_object(self) -> Any:
-        """The object loaded from the handle (or the object passed as handle)."""
-        return self._hub.obj
-
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         # Keras 3 accepts only tensors positionally; `layer([10., 20.])` must still work.
         return super().__call__(_as_tensors(inputs, self._hub), *args, **kwargs)
@@ -145,11 +140,6 @@ class KerasLayer(keras.layers.Layer):
         dtype = self._hub.input_dtype() or self.compute_dtype
         spec = self.compute_output_spec(keras.KerasTensor(input_shape, dtype=dtype))
         return tf.nest.map_structure(lambda t: t.shape, spec)
-
-    def get_config(self) -> dict[str, Any]:
-        config: dict[str, Any] = dict(super().get_config())
-        config.update(self._hub.config())
-        return config
 
 
 def _is_plain(value: Any) -> bool:

@@ -15,7 +15,7 @@ import tensorflow as tf
 from tfhub.errors import UsageError
 from tfhub.savedmodel.load import load
 
-__all__ = ["HubLayerCore"]
+__all__ = ["HubLayerCore", "HubLayerMixin"]
 
 logger = logging.getLogger(__name__)
 
@@ -231,6 +231,23 @@ class HubLayerCore:
             value = getattr(self, key)
             if value is not None:
                 config[key] = value
+        return config
+
+
+class HubLayerMixin:
+    """What both Keras flavours of ``KerasLayer`` expose the same way (listed before the
+    Keras base class, so ``super()`` reaches that class's ``get_config``)."""
+
+    _hub: HubLayerCore
+
+    @property
+    def resolved_object(self) -> Any:
+        """The object loaded from the handle (or the object passed as handle)."""
+        return self._hub.obj
+
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = dict(super().get_config())  # type: ignore[misc]
+        config.update(self._hub.config())
         return config
 
 

@@ -11,13 +11,13 @@ from typing import Any
 import tensorflow as tf
 import tf_keras
 
-from tfhub.savedmodel.layer_common import HubLayerCore
+from tfhub.savedmodel.layer_common import HubLayerCore, HubLayerMixin
 
 __all__ = ["KerasLayer"]
 
 
 @tf_keras.utils.register_keras_serializable(package="tfhub", name="KerasLayer")
-class KerasLayer(tf_keras.layers.Layer):
+class KerasLayer(HubLayerMixin, tf_keras.layers.Layer):
     """Wraps a SavedModel (or one of its signatures) as a ``tf_keras`` layer.
 
     See :class:`tfhub.savedmodel.keras_layer.KerasLayer` for the arguments.
@@ -68,11 +68,6 @@ class KerasLayer(tf_keras.layers.Layer):
             self.add_loss(lambda _loss=loss: _loss() if self.trainable else 0.0)
         self.built = True
 
-    @property
-    def resolved_object(self) -> Any:
-        """The object loaded from the handle (or the object passed as handle)."""
-        return self._hub.obj
-
     def call(self, inputs: Any, training: Any = None) -> Any:
         self._hub.check_trainable(self.trainable, len(self.trainable_weights))
         if training is None and self.trainable:
@@ -84,8 +79,3 @@ class KerasLayer(tf_keras.layers.Layer):
             return super().compute_output_shape(input_shape)
         batch = tf.TensorShape(tf.nest.flatten(input_shape)[0])[:1]
         return tf.nest.map_structure(batch.concatenate, self._hub.output_shapes())
-
-    def get_config(self) -> dict[str, Any]:
-        config: dict[str, Any] = dict(super().get_config())
-        config.update(self._hub.config())
-        return config

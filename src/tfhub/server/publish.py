@@ -24,17 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from tfhub import protocol
+from tfhub.config import env_flag
 from tfhub.errors import ArchiveError
 from tfhub.handles.archive import extract_tar_stream
 from tfhub.server.catalog import Catalog, ModelName, parse_docs
 
 __all__ = ["PublishError", "Publisher", "Tokens"]
-
-
-def _env_true(name: str) -> bool:
-    from tfhub.config import env_flag
-
-    return env_flag(name)
 
 
 class PublishError(Exception):
@@ -149,7 +144,7 @@ class Publisher:
         }
         env.update(TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
         command = [sys.executable, "-m", "tfhub.tools.inspect", str(model_dir)]
-        if not _env_true("TFHUB_ALLOW_UNSAFE_OPS"):
+        if not env_flag("TFHUB_ALLOW_UNSAFE_OPS"):
             command.append("--refuse-unsafe")  # scanned before anything of it runs
         try:
             proc = subprocess.run(

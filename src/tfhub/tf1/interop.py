@@ -112,14 +112,7 @@ class TF1ModuleObject(tf.Module):
         self._trainable = [v for v in self._all_variables if v.name in graph_trainable]
         self.signatures = {}
         for name, (placeholders, outputs) in built["signatures"].items():
-            keys = sorted(placeholders)
-            flat_feeds = [
-                t for k in keys for t in tf.nest.flatten(placeholders[k], expand_composites=True)
-            ]
-            fn = wrapped.prune(flat_feeds, outputs)
-            self.signatures[name] = _SignatureFunction(
-                name, keys, fn, [placeholders[k] for k in keys]
-            )
+            self.signatures[name] = self._prune(name, placeholders, outputs)
         self._infer = self._default_call(built["signatures"].get("default"), "inference")
         self._train = None
         if built["train"] is not None:
@@ -132,13 +125,14 @@ class TF1ModuleObject(tf.Module):
         placeholders, outputs = applied
         if "default" not in outputs:
             return None
+        return self._prune(f"default ({what})", placeholders, outputs["default"])
+
+    def _prune(self, name: str, placeholders: dict[str, Any], fetches: Any) -> _SignatureFunction:
+        """An eager function from ``placeholders`` (fed in key order) to ``fetches``."""
         keys = sorted(placeholders)
         feeds = [t for k in keys for t in tf.nest.flatten(placeholders[k], expand_composites=True)]
         return _SignatureFunction(
-            f"default ({what})",
-            keys,
-            self._wrapped.prune(feeds, outputs["default"]),
-            [placeholders[k] for k in keys],
+            name, keys, self._wrapped.prune(feeds, fetches), [placeholders[k] for k in keys]
         )
 
     # -- the Reusable SavedModel interface -------------------------------------------------
