@@ -238,6 +238,7 @@ def test_attachments_and_image_helpers():
     info = spec.get_attached_message("image_module_info", hub.ImageModuleInfo)
     assert (info.default_image_size.height, info.default_image_size.width) == (7, 9)
     assert spec.get_attached_message("nothing", hub.ImageModuleInfo) is None
+    assert spec.attachment_keys() == ["image_module_info"]
     with pytest.raises(KeyError, match="No attached message for key 'nothing'"):
         spec.get_attached_message("nothing", hub.ImageModuleInfo, required=True)
     assert hub.get_expected_image_size(spec) == [7, 9]

@@ -296,6 +296,20 @@ class ModuleSpec:
         """Output name → :class:`ParsedTensorInfo` of a signature (default "default")."""
         return self._infos(signature, tags, "outputs")  # type: ignore[no-any-return]
 
+    def _attachments(self, tags: Iterable[str] | None) -> dict[str, bytes]:
+        """Key → serialized message attached to a graph variant (the last write per key)."""
+        meta = self._meta_graph(tags)
+        stored = meta.collection_def.get(ATTACHMENTS_KEY)  # [] on a map would insert the key
+        result: dict[str, bytes] = {}
+        for raw in stored.bytes_list.value if stored is not None else ():
+            attachment = protos.ModuleAttachment.FromString(raw)
+            result[attachment.key] = attachment.value
+        return result
+
+    def attachment_keys(self, tags: Iterable[str] | None = None) -> list[str]:
+        """The keys of the messages attached to a graph variant, sorted."""
+        return sorted(self._attachments(tags))
+
     def get_attached_message(
         self, key: str, message_type: Any, tags: Iterable[str] | None = None, required: bool = False
     ) -> Any:
@@ -304,13 +318,7 @@ class ModuleSpec:
         Raises:
             KeyError: ``required`` and nothing is attached under ``key``.
         """
-        meta = self._meta_graph(tags)
-        found = None
-        stored = meta.collection_def.get(ATTACHMENTS_KEY)  # [] on a map would insert the key
-        for raw in stored.bytes_list.value if stored is not None else ():
-            attachment = protos.ModuleAttachment.FromString(raw)
-            if attachment.key == key:
-                found = attachment.value
+        found = self._attachments(tags).get(key)
         if found is None:
             if required:
                 raise KeyError(

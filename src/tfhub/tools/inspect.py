@@ -67,8 +67,7 @@ def _inspect_tf1(path: str) -> dict[str, Any]:
     import tensorflow as tf
 
     from tfhub.tf1.module import Module
-    from tfhub.tf1.protos import ModuleAttachment
-    from tfhub.tf1.spec import ATTACHMENTS_KEY, load_module_spec
+    from tfhub.tf1.spec import load_module_spec
 
     spec = load_module_spec(path, check_ops=False)  # reported below, not refused
     variants = []
@@ -86,13 +85,7 @@ def _inspect_tf1(path: str) -> dict[str, Any]:
                     },
                 }
             trainable = len(tf.compat.v1.trainable_variables())
-        meta = spec._meta_graph(tags)
-        stored = meta.collection_def.get(ATTACHMENTS_KEY)
-        attachments = sorted(
-            {ModuleAttachment.FromString(raw).key for raw in stored.bytes_list.value}
-            if stored is not None
-            else set()
-        )
+        attachments = spec.attachment_keys(tags)
         variants.append(
             {
                 "tags": sorted(tags),
