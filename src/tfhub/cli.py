@@ -54,6 +54,30 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export_text_embedding(args: argparse.Namespace) -> int:
+    from tfhub.tools.text_embedding import export_text_embedding
+
+    print(
+        export_text_embedding(
+            args.embedding_file,
+            args.export_dir,
+            format=args.format,
+            num_oov_buckets=args.num_oov_buckets,
+            preprocessing=not args.no_preprocessing,
+            lowercase=args.lowercase,
+            binary=args.binary,
+        )
+    )
+    return 0
+
+
+def _cmd_import_sentence_transformer(args: argparse.Namespace) -> int:
+    from tfhub.tools.sentence_transformer import import_sentence_transformer
+
+    print(import_sentence_transformer(args.model_dir, args.export_dir))
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from tfhub.server.app import serve
 
@@ -230,6 +254,43 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("src", help="handle (path or URL) of a TF1 Hub module")
     p.add_argument("dst", help="directory to write the SavedModel to")
     p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser(
+        "export-text-embedding",
+        help="turn a word-vector file (word2vec/GloVe text or word2vec binary) into a module",
+    )
+    p.add_argument("embedding_file", help="word2vec/GloVe text file, or word2vec .bin")
+    p.add_argument("export_dir", help="directory to write the module to (must not exist)")
+    p.add_argument(
+        "--format",
+        choices=("tf2", "tf1"),
+        default="tf2",
+        help="tf2: Reusable SavedModel (default); tf1: TF1 Hub module",
+    )
+    p.add_argument(
+        "--num-oov-buckets",
+        type=int,
+        default=1,
+        help="hash buckets for out-of-vocabulary tokens (default 1)",
+    )
+    p.add_argument(
+        "--no-preprocessing", action="store_true", help="the module takes tokens, not sentences"
+    )
+    p.add_argument("--lowercase", action="store_true", help="lower-case sentences first")
+    p.add_argument(
+        "--binary",
+        action="store_true",
+        help="the file is word2vec binary (implied by a .bin suffix)",
+    )
+    p.set_defaults(func=_cmd_export_text_embedding)
+
+    p = sub.add_parser(
+        "import-sentence-transformer",
+        help="convert a local sentence-transformers BERT checkpoint into hub modules",
+    )
+    p.add_argument("model_dir", help="config.json, model.safetensors, vocab.txt, ...")
+    p.add_argument("export_dir", help="gets preprocessor/, encoder/ and sentence_embedding/")
+    p.set_defaults(func=_cmd_import_sentence_transformer)
 
     p = sub.add_parser("cache", help="look at the model cache (TFHUB_CACHE_DIR)")
     cache_sub = p.add_subparsers(dest="cache_command", required=True)
