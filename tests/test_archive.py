@@ -110,3 +110,44 @@ def test_gzip_content_encoding_is_decoded(models):
 
     with HostingServer({"m": route}) as srv:
         assert os.path.isfile(os.path.join(hub.resolve(srv.url("m")), "saved_model.pb"))
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mode"),
+    [
+        (tarfile.GNU_FORMAT, "w:gz"),
+        (tarfile.PAX_FORMAT, "w:gz"),
+        (tarfile.USTAR_FORMAT, "w"),
+        (tarfile.PAX_FORMAT, "w:bz2"),
+        (tarfile.GNU_FORMAT, "w:xz"),
+    ],
+)
+def test_tar_dialects_and_compressions(fmt, mode, tmp_path):
+    """Our tar reader handles what tar writers produce: GNU long names, pax headers (long and
+    non-ASCII names), ustar prefixes, and gzip/bzip2/xz/plain streams."""
+    import hashlib
+
+    from tfhub.handles.archive import extract_tar_stream
+
+    long_dir = "d" * 120 if fmt != tarfile.USTAR_FORMAT else "p" * 90  # ustar: prefix field
+    files = {
+        "saved_model.pb": b"\x0a\x00",
+        f"assets/{long_dir}/vocab-{'x' * 60}.txt": os.urandom(70000),
+        "variables/variables.index": b"",
+    }
+    if fmt == tarfile.PAX_FORMAT:
+        files["assets/wörter-日本語.txt"] = "ä\n".encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode, format=fmt) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    dest = tmp_path / "out"
+    dest.mkdir()
+    manifest = extract_tar_stream(io.BytesIO(buf.getvalue()), dest, source="t")
+    assert {rel: (r.size, r.sha256) for rel, r in manifest.items()} == {
+        name: (len(data), hashlib.sha256(data).hexdigest()) for name, data in files.items()
+    }
+    for name, data in files.items():
+        assert (dest / name).read_bytes() == data

@@ -12,27 +12,22 @@ import hashlib
 import os
 import posixpath
 import stat
-import tarfile
-import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 from tfhub import config
 from tfhub.errors import ArchiveError, ArchiveTooLargeError
 from tfhub.handles.cache import FileRecord, Manifest
-from tfhub.handles.transfer import inflate_module
+from tfhub.handles.transfer import CorruptStreamError, PipelinedStream
 
 __all__ = ["extract_tar_stream", "safe_member_path"]
 
-_CHUNK = 1 << 20
+_BLOCK = 512
+_ZERO_BLOCK = bytes(_BLOCK)
+_MAX_META = 1 << 20  # longest GNU long-name or pax extension header we accept
 # What a corrupt or truncated archive raises while being read.
-_READ_ERRORS: tuple[type[Exception], ...] = (
-    tarfile.ReadError,
-    tarfile.CompressionError,
-    EOFError,
-    zlib.error,
-    inflate_module().error,
-)
+_READ_ERRORS: tuple[type[Exception], ...] = (EOFError, CorruptStreamError)
 
 
 def safe_member_path(name: str, *, source: str) -> str | None:
@@ -58,17 +53,127 @@ def safe_member_path(name: str, *, source: str) -> str | None:
     return norm
 
 
+class _Chunks:
+    """Exact-size reads over a source of chunks, handing out views instead of copies."""
+
+    def __init__(self, read_chunk: Callable[[], bytes]) -> None:
+        self._read_chunk = read_chunk
+        self._rest = memoryview(b"")
+
+    def take(self, limit: int) -> memoryview:
+        """Up to ``limit`` bytes (fewer when a chunk ends first; empty at the end)."""
+        if not self._rest:
+            self._rest = memoryview(self._read_chunk())
+        view, self._rest = self._rest[:limit], self._rest[limit:]
+        return view
+
+    def exactly(self, n: int) -> bytes | None:
+        """Exactly ``n`` bytes; None at a clean end of stream, EOFError when cut short."""
+        parts: list[memoryview] = []
+        got = 0
+        while got < n:
+            view = self.take(n - got)
+            if not view:
+                if got == 0:
+                    return None
+                raise EOFError(f"unexpected end of data ({got} of {n} bytes of a header)")
+            parts.append(view)
+            got += len(view)
+        return b"".join(parts)
+
+    def skip(self, n: int) -> None:
+        while n:
+            view = self.take(n)
+            if not view:
+                raise EOFError("unexpected end of data")
+            n -= len(view)
+
+
+def _number(field: bytes) -> int:
+    """A tar numeric field: octal text, or GNU base-256 when the high bit is set."""
+    if field and field[0] & 0x80:
+        value = int.from_bytes(field[1:], "big")
+        return value - (1 << (8 * len(field) - 8)) if field[0] & 0x40 else value
+    text = field.split(b"\0", 1)[0].strip(b" \0")
+    if not text:
+        return 0
+    try:
+        return int(text, 8)
+    except ValueError:
+        raise _NotTar(f"bad number field {field!r}") from None
+
+
+def _text(field: bytes) -> str:
+    return field.split(b"\0", 1)[0].decode("utf8", "surrogateescape")
+
+
+class _NotTar(CorruptStreamError):
+    """The bytes are not a tar header."""
+
+
+def _header(block: bytes) -> tuple[str, int, int, bytes, str]:
+    """(name, mode, size, typeflag, linkname) of a 512-byte ustar/GNU/v7 header."""
+    stored = _number(block[148:156])
+    unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:])
+    signed = unsigned - 2 * sum(b for b in block[:148] + block[156:] if b > 127)
+    if stored not in (unsigned, signed):
+        raise _NotTar("header checksum mismatch")
+    name = _text(block[0:100])
+    if block[257:263] == b"ustar\0" and block[345] != 0:  # POSIX: prefix + name
+        name = _text(block[345:500]) + "/" + name
+    return (
+        name,
+        _number(block[100:108]),
+        _number(block[124:136]),
+        block[156:157],
+        _text(block[157:257]),
+    )
+
+
+def _pax_records(data: bytes) -> dict[str, str]:
+    records: dict[str, str] = {}
+    pos = 0
+    while pos < len(data) and data[pos] != 0:
+        space = data.index(b" ", pos)
+        try:
+            length = int(data[pos:space])
+        except ValueError:
+            raise _NotTar("bad pax header") from None
+        if length <= 0 or pos + length > len(data):
+            raise _NotTar("bad pax header")
+        key, _, value = data[space + 1 : pos + length - 1].partition(b"=")
+        records[key.decode("utf8", "surrogateescape")] = value.decode("utf8", "surrogateescape")
+        pos += length
+    return records
+
+
+_REGULAR = (b"0", b"\0", b"7")
+_KINDS = {
+    b"1": "hard link",
+    b"2": "symbolic link",
+    b"3": "device file",
+    b"4": "device file",
+    b"6": "FIFO",
+    b"S": "sparse file",
+}
+
+
 def extract_tar_stream(
-    fileobj: IO[bytes],
+    fileobj: IO[bytes] | PipelinedStream,
     dest: Path,
     *,
     source: str,
     max_bytes: int | None = None,
 ) -> Manifest:
-    """Unpacks the tar stream ``fileobj`` into the existing empty directory ``dest``.
+    """Unpacks the tar stream ``fileobj`` (plain, gzip, bzip2 or xz) into the existing empty
+    directory ``dest``.
+
+    Member data goes from the decompressor's chunks straight to disk, hashed on the way: no
+    intermediate copies, one pass.
 
     Args:
-        fileobj: a readable binary stream (an HTTP response body, an open file).
+        fileobj: a readable binary stream (an HTTP response body, an open file), or a
+            :class:`PipelinedStream` already reading one.
         dest: the directory to fill.
         source: the handle or URL, for error messages.
         max_bytes: refuse more unpacked bytes than this (default ``TFHUB_MAX_MODEL_BYTES``).
@@ -82,52 +187,86 @@ def extract_tar_stream(
         ArchiveTooLargeError: the unpacked content exceeds ``max_bytes``.
     """
     limit = config.max_model_bytes() if max_bytes is None else max_bytes
-    manifest: Manifest = {}
-    total = 0
+    own = not isinstance(fileobj, PipelinedStream)
+    stream = PipelinedStream(fileobj) if own else fileobj
     try:
-        with tarfile.open(fileobj=fileobj, mode="r|*", bufsize=_CHUNK) as tar:
-            for member in tar:
-                rel = safe_member_path(member.name, source=source)
-                if member.isdir():
-                    if rel is not None:
-                        _mkdir(dest / rel, member.name, source)
-                    continue
-                if not member.isreg():
-                    raise ArchiveError(
-                        f"{source} contains {member.name!r}, which is a "
-                        f"{_kind(member)}; model archives may hold only regular files and "
-                        "directories.",
-                        handle=source,
-                    )
-                if rel is None:
-                    raise ArchiveError(f"{source} has a file as its root.", handle=source)
-                if member.mode & (stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX):
-                    raise ArchiveError(
-                        f"{source} contains {member.name!r} with setuid/setgid/sticky bits "
-                        f"(mode {member.mode:o}); model files never need them.",
-                        handle=source,
-                    )
-                if rel in manifest:
-                    raise ArchiveError(
-                        f"{source} contains {member.name!r} twice; refusing an ambiguous archive.",
-                        handle=source,
-                    )
-                total += member.size
-                if total > limit:
-                    raise ArchiveTooLargeError(
-                        f"{source} unpacks to more than {limit} bytes (TFHUB_MAX_MODEL_BYTES); "
-                        "raise the limit if this model is really that large.",
-                        handle=source,
-                    )
-                manifest[rel] = _write_member(tar, member, dest / rel, source)
+        return _walk(_Chunks(stream.read_chunk), dest, source, limit)  # type: ignore[union-attr]
     except _READ_ERRORS as exc:
         raise ArchiveError(
             f"{source} does not appear to be a valid module: {exc}. The server must answer "
             "with a tar or tar.gz archive of the model directory.",
             handle=source,
         ) from exc
-    except tarfile.StreamError as exc:
-        raise ArchiveError(f"{source}: unexpected archive layout ({exc}).", handle=source) from exc
+    finally:
+        if own:
+            stream.close()
+
+
+def _walk(chunks: _Chunks, dest: Path, source: str, limit: int) -> Manifest:
+    manifest: Manifest = {}
+    total = 0
+    long_name: str | None = None
+    pax: dict[str, str] = {}
+    while True:
+        block = chunks.exactly(_BLOCK)
+        if block is None or block == _ZERO_BLOCK:
+            break  # the end-of-archive marker (or a stream that simply ends there)
+        raw_name, mode, size, kind, linkname = _header(block)
+        padded = -(-size // _BLOCK) * _BLOCK
+        if kind in (b"L", b"x", b"g", b"K"):
+            if size > _MAX_META:
+                raise ArchiveError(
+                    f"{source} has an oversized tar extension header.", handle=source
+                )
+            data = chunks.exactly(padded) or b""
+            if kind == b"L":
+                long_name = _text(data[:size])
+            elif kind == b"x":
+                pax = _pax_records(data[:size])
+            continue  # global pax headers ("g") and GNU long link names change nothing we keep
+        name = pax.get("path", long_name if long_name is not None else raw_name)
+        if "size" in pax:
+            size = int(pax["size"])
+            padded = -(-size // _BLOCK) * _BLOCK
+        linkname = pax.get("linkpath", linkname)
+        long_name, pax = None, {}
+        rel = safe_member_path(name, source=source)
+        if kind == b"5":
+            if rel is not None:
+                _mkdir(dest / rel, name, source)
+            chunks.skip(padded)
+            continue
+        if kind not in _REGULAR:
+            what = _KINDS.get(kind, f"member of type {kind!r}")
+            if what in ("hard link", "symbolic link"):
+                what += f" to {linkname!r}"
+            raise ArchiveError(
+                f"{source} contains {name!r}, which is a {what}; model archives may hold only "
+                "regular files and directories.",
+                handle=source,
+            )
+        if rel is None:
+            raise ArchiveError(f"{source} has a file as its root.", handle=source)
+        if mode & (stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX):
+            raise ArchiveError(
+                f"{source} contains {name!r} with setuid/setgid/sticky bits (mode {mode:o}); "
+                "model files never need them.",
+                handle=source,
+            )
+        if rel in manifest:
+            raise ArchiveError(
+                f"{source} contains {name!r} twice; refusing an ambiguous archive.",
+                handle=source,
+            )
+        total += size
+        if total > limit:
+            raise ArchiveTooLargeError(
+                f"{source} unpacks to more than {limit} bytes (TFHUB_MAX_MODEL_BYTES); "
+                "raise the limit if this model is really that large.",
+                handle=source,
+            )
+        manifest[rel] = _write_member(chunks, size, dest / rel, name, source)
+        chunks.skip(padded - size)
     if not manifest:
         raise ArchiveError(f"{source} is an empty archive.", handle=source)
     return manifest
@@ -148,42 +287,29 @@ def _mkdir(path: Path, name: str, source: str) -> None:
         raise _conflict(name, source) from exc
 
 
-def _kind(member: tarfile.TarInfo) -> str:
-    if member.issym():
-        return f"symbolic link to {member.linkname!r}"
-    if member.islnk():
-        return f"hard link to {member.linkname!r}"
-    if member.ischr() or member.isblk():
-        return "device file"
-    if member.isfifo():
-        return "FIFO"
-    return f"member of type {member.type!r}"
-
-
-def _write_member(
-    tar: tarfile.TarFile, member: tarfile.TarInfo, path: Path, source: str
-) -> FileRecord:
-    src = tar.extractfile(member)
-    if src is None:  # pragma: no cover - isreg() members always have data
-        raise ArchiveError(f"{source}: cannot read {member.name!r}.", handle=source)
-    _mkdir(path.parent, member.name, source)
+def _write_member(chunks: _Chunks, size: int, path: Path, name: str, source: str) -> FileRecord:
+    _mkdir(path.parent, name, source)
     digest = hashlib.sha256()
-    written = 0
     # O_EXCL: a member can never overwrite something already written (e.g. through a
     # directory created by an earlier member with the same normalized name).
     try:
         # 0o666 minus the umask: a group-shared cache (umask 002) stays writable by the group.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except (FileExistsError, IsADirectoryError, NotADirectoryError) as exc:
-        raise _conflict(member.name, source) from exc
-    with os.fdopen(fd, "wb") as out:
-        while chunk := src.read(_CHUNK):
-            digest.update(chunk)
-            out.write(chunk)
-            written += len(chunk)
-    if written != member.size:
-        raise ArchiveError(
-            f"{source} is truncated: {member.name!r} has {written} of {member.size} bytes.",
-            handle=source,
-        )
-    return FileRecord(written, digest.hexdigest())
+        raise _conflict(name, source) from exc
+    try:
+        remaining = size
+        while remaining:
+            view = chunks.take(remaining)
+            if not view:
+                raise ArchiveError(
+                    f"{source} is truncated: {name!r} has {size - remaining} of {size} bytes.",
+                    handle=source,
+                )
+            remaining -= len(view)
+            digest.update(view)
+            while view:
+                view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    return FileRecord(size, digest.hexdigest())

@@ -231,7 +231,7 @@ def download_archive(handle: str, url: str, dest: Path) -> Manifest:
                 bar = _progress_bar(handle, int(length) if length and length.isdigit() else None)
                 stream = PipelinedStream(resp.raw, on_bytes=bar.update if bar else None)
                 try:
-                    return extract_tar_stream(stream, dest, source=handle)  # type: ignore[arg-type]
+                    return extract_tar_stream(stream, dest, source=handle)
                 finally:
                     stream.close()
                     if bar is not None:

@@ -1,26 +1,31 @@
 """A pipelined download stream: network, decompression and unpacking on separate threads.
 
-``PipelinedStream(raw)`` reads the response body on one thread and, when it is gzip, inflates
-it on a second one (with ISA-L's inflate when the ``isal`` package is installed, about 3x
-faster than zlib; zlib otherwise), handing the plain tar bytes to the caller's ``read()``.
+``PipelinedStream(raw)`` reads the response body on one thread and, when it is compressed,
+decompresses it on a second one (gzip with ISA-L's inflate when the ``isal`` package is
+installed, about 3x faster than zlib; zlib otherwise; bzip2 and xz with the standard library),
+handing the plain tar bytes to the caller's ``read()``/``read_chunk()``.
 Socket reads, inflation, hashing and file writes all release the GIL, so the three stages
 overlap. Queues are bounded, so memory stays at a few chunks whatever the model size.
 """
 
 from __future__ import annotations
 
+import bz2
 import collections
+import lzma
 import queue
 import threading
 import zlib
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["PipelinedStream", "inflate_module"]
+__all__ = ["CorruptStreamError", "PipelinedStream", "inflate_module"]
 
 _CHUNK = 1 << 20
 _DEPTH = 16
 _GZIP_MAGIC = b"\x1f\x8b"
+_BZ2_MAGIC = b"BZh"
+_XZ_MAGIC = b"\xfd7zXZ\x00"
 _END = object()
 
 
@@ -31,6 +36,10 @@ def inflate_module() -> Any:
     except ImportError:
         return zlib
     return isal_zlib
+
+
+class CorruptStreamError(Exception):
+    """The data is not what it claims to be (a corrupt compressed stream or tar header)."""
 
 
 class _Failure:
@@ -132,8 +141,21 @@ class _QueueReader:
         return parts[0].tobytes() if len(parts) == 1 else b"".join(parts)
 
 
+def _decompressor(head: bytes) -> Callable[[], Any] | None:
+    """A factory of streaming decompressors for the format ``head`` starts with, or None."""
+    if head.startswith(_GZIP_MAGIC):
+        module = inflate_module()
+        return lambda: module.decompressobj(31)
+    if head.startswith(_BZ2_MAGIC):
+        return bz2.BZ2Decompressor
+    if head.startswith(_XZ_MAGIC):
+        return lzma.LZMADecompressor
+    return None
+
+
 class PipelinedStream:
-    """The decompressed (if gzip) bytes of ``raw``, produced by background threads.
+    """The decompressed bytes of ``raw`` (gzip, bzip2, xz or plain), produced by background
+    threads.
 
     Args:
         raw: the response body (``read(n)``).
@@ -153,29 +175,33 @@ class PipelinedStream:
 
         self._start(fetch, network)
         reader = _QueueReader(network)
-        head = reader.read(2)
-        self.compressed = head == _GZIP_MAGIC
-        if not self.compressed:
-            reader.unread(head)
+        head = reader.read(len(_XZ_MAGIC))
+        reader.unread(head)
+        factory = _decompressor(head)
+        self.compressed = factory is not None
+        if factory is None:
             self._reader = reader
             return
-        module = inflate_module()
-        state = {"inflater": module.decompressobj(31), "pending": head}
+        state = {"dec": factory()}
+        zlib_error = inflate_module().error
 
         def inflate() -> bytes:
             while True:
-                data = state["pending"] or reader.read_chunk()
-                state["pending"] = b""
+                data = reader.read_chunk()
+                dec = state["dec"]
                 if not data:
-                    tail: bytes = state["inflater"].flush()
-                    if not state["inflater"].eof and not tail:
+                    tail: bytes = dec.flush() if hasattr(dec, "flush") else b""
+                    if not dec.eof and not tail:
                         raise EOFError("compressed file ended before the end-of-stream marker")
                     return tail
-                out: bytes = state["inflater"].decompress(data)
-                if state["inflater"].eof and state["inflater"].unused_data:
-                    # Another gzip member follows (concatenated gzip files are valid).
-                    state["pending"] = state["inflater"].unused_data
-                    state["inflater"] = module.decompressobj(31)
+                try:
+                    out: bytes = dec.decompress(data)
+                except (zlib_error, OSError, EOFError, ValueError) as exc:
+                    raise CorruptStreamError(f"corrupt compressed data ({exc})") from exc
+                if dec.eof and dec.unused_data:
+                    # Another member follows (concatenated gzip/bzip2/xz streams are valid).
+                    reader.unread(dec.unused_data)
+                    state["dec"] = factory()
                 if out:
                     return out
 
@@ -190,6 +216,11 @@ class PipelinedStream:
 
     def read(self, n: int = -1) -> bytes:
         return self._reader.read(n)
+
+    def read_chunk(self) -> bytes:
+        """The next piece of the plain stream, in whatever size it was produced (b"" at the
+        end): no copy is made."""
+        return self._reader.read_chunk()
 
     def close(self) -> None:
         """Stops the threads (they exit within a fraction of a second)."""
