@@ -17,6 +17,8 @@ Variable                            Meaning
 ``TFHUB_MAX_MODEL_BYTES``           refuse archives that unpack to more bytes (default 64 GiB)
 ``TFHUB_VERIFY_CACHE``              ``1``: sha256-check cached files on every use, not just sizes
 ``TFHUB_CHECK_OPS``                 ``warn`` | ``error`` | ``off``: ops that reach outside a model
+``TFHUB_FAST_PATH``                 ``0``: never ask tfhub servers for the per-file fast path
+``TFHUB_DOWNLOAD_WORKERS``          parallel connections of the fast path (default 4)
 ==================================  =========================================================
 """
 
@@ -153,6 +155,17 @@ def http_timeout() -> float:
 def http_retries() -> int:
     """How many times a failed request is retried (transient errors only)."""
     return int(_env_number("TFHUB_HTTP_RETRIES", 4, minimum=0))
+
+
+def download_workers() -> int:
+    """``TFHUB_DOWNLOAD_WORKERS``: parallel connections of the fast path (default 4)."""
+    return int(_env_number("TFHUB_DOWNLOAD_WORKERS", 4, minimum=1))
+
+
+def fast_path() -> bool:
+    """``TFHUB_FAST_PATH`` (default on): ask tfhub servers for the model's files one by one
+    (parallel, verified per block, resumable) instead of the tarball."""
+    return env_flag("TFHUB_FAST_PATH", default=True)
 
 
 def lock_timeout() -> float:

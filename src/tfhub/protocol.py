@@ -16,6 +16,16 @@ FORMAT_PARAM = "tf-hub-format"
 COMPRESSED = "compressed"
 UNCOMPRESSED = "uncompressed"
 
+# The fast path between a tfhub client and a tfhub server. The client asks for the compressed
+# format as usual and adds ``Accept: FILES_MEDIA_TYPE``; a server that has the model's files
+# stored one by one answers with a JSON manifest instead of the tarball:
+#   {"version": 1, "block_size": B, "files": [{"path", "size", "sha256", "url",
+#    "blocks": [sha256 of each B-byte block, in order]}]}
+# Each ``url`` (relative to the request URL) serves the file's bytes with Range support.
+# Every other client sends no such Accept value and gets the tarball, unchanged.
+FILES_MEDIA_TYPE = "application/vnd.tfhub.files+json"
+FILES_MANIFEST_VERSION = 1
+
 # Files whose presence makes a directory a model (checked in this order).
 SAVED_MODEL_PB = "saved_model.pb"
 SAVED_MODEL_PBTXT = "saved_model.pbtxt"

@@ -7,6 +7,7 @@ either library reuses the other's downloads::
     <sha1(handle)>.descriptor.txt    "Module: <handle>", download time, host and pid
     <sha1(handle)>.lock              "<host>.<pid>.<uuid>" while a download is running
     <sha1(handle)>.<uuid>.tmp/       a download in progress
+    <sha1(handle)>.partial/          tfhub only: blocks of an interrupted fast-path download
 
 tfhub adds one sibling file, ``<sha1(handle)>.manifest.json``, listing every file of the
 entry with its size and sha256. An entry is used only if it passes :func:`check_entry`:
@@ -52,6 +53,7 @@ logger = logging.getLogger(__name__)
 MANIFEST_SUFFIX = ".manifest.json"
 DESCRIPTOR_SUFFIX = ".descriptor.txt"
 LOCK_SUFFIX = ".lock"
+PARTIAL_SUFFIX = ".partial"
 _MANIFEST_VERSION = 1
 _SHARD_RE = re.compile(r"^(?P<prefix>.+)\.data-(?P<i>\d{5})-of-(?P<n>\d{5})$")
 _POLL_SECONDS = 0.25
@@ -242,10 +244,15 @@ def _remove_lock_if(lock: Path, expected: str) -> None:
             aside.unlink()
 
 
+def partial_path(entry: Path) -> Path:
+    """The staging directory of a resumable download of ``entry`` (kept across attempts)."""
+    return _sibling(entry, PARTIAL_SUFFIX)
+
+
 def _progress_of(entry: Path) -> int:
     """Total bytes in the temp dirs of ``entry``: a download in progress makes this grow."""
     total = 0
-    for tmp in entry.parent.glob(entry.name + ".*.tmp"):
+    for tmp in [*entry.parent.glob(entry.name + ".*.tmp"), partial_path(entry)]:
         for dirpath, _, files in os.walk(tmp):
             for name in files:
                 with contextlib.suppress(OSError):
@@ -359,7 +366,7 @@ def prune(root: Path) -> list[str]:
             if check_entry(path) is not None and not locked:
                 remove_entry(path)
                 removed.append(name)
-        elif name.endswith((".tmp", ".trash")) and not locked:
+        elif name.endswith((".tmp", ".trash", PARTIAL_SUFFIX)) and not locked:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(name)
         elif name.endswith((MANIFEST_SUFFIX, DESCRIPTOR_SUFFIX)) and base not in names:

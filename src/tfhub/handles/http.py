@@ -26,7 +26,7 @@ import urllib3
 
 from tfhub import config, protocol
 from tfhub.errors import DownloadError, OfflineError, ProtocolError, RemoteNotFoundError
-from tfhub.handles import cache
+from tfhub.handles import cache, fastpath
 from tfhub.handles.archive import extract_tar_stream
 from tfhub.handles.cache import Manifest
 from tfhub.handles.transfer import PipelinedStream
@@ -49,7 +49,7 @@ RETRY_EXCEPTIONS: tuple[type[BaseException], ...] = (
     requests.exceptions.ChunkedEncodingError,
 )
 # Errors while reading a response body that mean "the transfer broke off".
-_BROKEN_TRANSFER: tuple[type[BaseException], ...] = (
+BROKEN_TRANSFER: tuple[type[BaseException], ...] = (
     requests.RequestException,
     urllib3.exceptions.HTTPError,
     ConnectionError,
@@ -86,7 +86,7 @@ def session() -> requests.Session:
     return s
 
 
-def _backoff(attempt: int, retry_after: str | None) -> float:
+def backoff(attempt: int, retry_after: str | None) -> float:
     if retry_after:
         try:
             seconds = float(retry_after)
@@ -175,7 +175,7 @@ def get(
                         handle=handle,
                         url=url,
                     ) from exc
-                delay = _backoff(attempt, None)
+                delay = backoff(attempt, None)
                 logger.info("Retrying %s in %.1fs after %s", url, delay, exc)
             except requests.RequestException as exc:
                 raise DownloadError(
@@ -188,7 +188,7 @@ def get(
                     or (attempt >= retries)
                 ):
                     break
-                delay = _backoff(attempt, resp.headers.get("Retry-After"))
+                delay = backoff(attempt, resp.headers.get("Retry-After"))
                 logger.info("Retrying %s in %.1fs after status %s", url, delay, resp.status_code)
                 resp.close()
             attempt += 1
@@ -219,27 +219,125 @@ def _progress_bar(url: str, total: int | None) -> Any:
     )
 
 
-def download_archive(handle: str, url: str, dest: Path) -> Manifest:
-    """Streams the archive at ``url`` into ``dest``, retrying the whole transfer on failures."""
+class _ResumableBody:
+    """A response body that, when the transfer breaks, continues with a range request from
+    the byte where it stopped (when the server offers ranges and a validator), instead of
+    starting over. Used for the plain protocol's tarball."""
+
+    def __init__(self, resp: requests.Response, url: str, handle: str) -> None:
+        self._resp = resp
+        self._url = url
+        self._handle = handle
+        self._offset = 0
+        self._resumes = 0
+        headers = resp.headers
+        self._validator = headers.get("ETag") or headers.get("Last-Modified")
+        self.resumable = bool(
+            resp.status_code == 200
+            and headers.get("Accept-Ranges", "").lower() == "bytes"
+            and self._validator
+            and not self._validator.startswith("W/")
+            and not headers.get("Content-Encoding")  # offsets would be off after decoding
+        )
+        self._length = int(headers.get("Content-Length", "-1") or -1)
+        self._extra: requests.Response | None = None
+
+    def read(self, n: int) -> bytes:
+        while True:
+            try:
+                chunk: bytes = (self._extra or self._resp).raw.read(n)
+            except BROKEN_TRANSFER:
+                if not self._resume():
+                    raise
+                continue
+            if not chunk and 0 <= self._offset < self._length and self._resume():
+                continue  # the body ended early without an error
+            self._offset += len(chunk)
+            return chunk
+
+    def _resume(self) -> bool:
+        if not self.resumable or self._resumes >= config.http_retries():
+            return False
+        self._resumes += 1
+        if self._extra is not None:
+            self._extra.close()
+            self._extra = None
+        time.sleep(backoff(self._resumes, None))
+        logger.info("Resuming %s at byte %d", self._url, self._offset)
+        headers = {"Range": f"bytes={self._offset}-", "If-Range": str(self._validator)}
+        s = session()
+        try:
+            resp = s.get(
+                self._url,
+                stream=True,
+                timeout=(config.http_timeout(), config.http_timeout()),
+                headers=headers,
+                verify=s.verify,
+            )
+        except requests.RequestException:
+            s.close()
+            return False
+        expected = f"bytes {self._offset}-"
+        if resp.status_code != 206 or not resp.headers.get("Content-Range", "").startswith(
+            expected
+        ):
+            resp.close()
+            s.close()
+            return False  # the object changed, or ranges are refused: start over
+        self._extra = resp
+        return True
+
+    def close(self) -> None:
+        if self._extra is not None:
+            self._extra.close()
+
+
+def download_archive(handle: str, url: str, dest: Path, *, partial: Path | None = None) -> Manifest:
+    """Fetches the model at ``url`` (the protocol's compressed URL) into ``dest``.
+
+    With ``partial`` (a staging directory beside the cache entry) and the fast path enabled,
+    a tfhub server is asked for the model's files (:mod:`tfhub.handles.fastpath`); any other
+    server answers with the tarball, which is streamed, decompressed and unpacked on separate
+    threads and resumed with range requests when the transfer breaks.
+    """
     retries = config.http_retries()
+    fast = partial is not None and config.fast_path()
+    headers = {"Accept": f"{protocol.FILES_MEDIA_TYPE}, */*;q=0.5"} if fast else None
     attempt = 0
     while True:
         try:
-            with get(url, handle=handle) as resp:
-                resp.raw.decode_content = True
-                length = resp.headers.get("Content-Length")
-                bar = _progress_bar(handle, int(length) if length and length.isdigit() else None)
-                stream = PipelinedStream(resp.raw, on_bytes=bar.update if bar else None)
-                try:
-                    return extract_tar_stream(stream, dest, source=handle)
-                finally:
-                    stream.close()
-                    if bar is not None:
-                        bar.close()
+            with get(url, handle=handle, headers=headers) as resp:
+                content_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+                if fast and content_type == protocol.FILES_MEDIA_TYPE:
+                    body = resp.raw.read(_MAX_MANIFEST + 1, decode_content=True)
+                    if len(body) > _MAX_MANIFEST:
+                        raise ProtocolError(
+                            f"{url} sent a files manifest over {_MAX_MANIFEST} bytes.",
+                            handle=handle,
+                            url=url,
+                        )
+                    manifest_url = resp.url or url
+                else:
+                    return _unpack_response(handle, url, resp, dest)
+            block_size, files = fastpath.parse_files_manifest(body, handle=handle, url=manifest_url)
+            bar = _progress_bar(handle, sum(f.size for f in files))
+            try:
+                assert partial is not None
+                return fastpath.download_files(
+                    handle,
+                    block_size,
+                    files,
+                    dest,
+                    partial,
+                    on_bytes=bar.update if bar else None,
+                )
+            finally:
+                if bar is not None:
+                    bar.close()
         except DownloadError:
             raise
-        except _BROKEN_TRANSFER as exc:
-            # The body broke off mid-way (reset, timeout): start this transfer again.
+        except BROKEN_TRANSFER as exc:
+            # The body broke off mid-way and could not be resumed: start this transfer again.
             if attempt >= retries:
                 raise DownloadError(
                     f"The download of {handle} from {url} broke off: {exc}. Check the network "
@@ -250,7 +348,25 @@ def download_archive(handle: str, url: str, dest: Path) -> Manifest:
             logger.info("Restarting the download of %s after %s", url, exc)
             _clear(dest)
             attempt += 1
-            time.sleep(_backoff(attempt, None))
+            time.sleep(backoff(attempt, None))
+
+
+_MAX_MANIFEST = 64 << 20
+
+
+def _unpack_response(handle: str, url: str, resp: requests.Response, dest: Path) -> Manifest:
+    resp.raw.decode_content = True
+    length = resp.headers.get("Content-Length")
+    bar = _progress_bar(handle, int(length) if length and length.isdigit() else None)
+    body = _ResumableBody(resp, resp.url or url, handle)
+    stream = PipelinedStream(body, on_bytes=bar.update if bar else None)
+    try:
+        return extract_tar_stream(stream, dest, source=handle)
+    finally:
+        stream.close()
+        body.close()
+        if bar is not None:
+            bar.close()
 
 
 def _clear(directory: Path) -> None:
@@ -269,8 +385,11 @@ class HttpCompressedResolver:
 
     def __call__(self, handle: str) -> str:
         url = append_format_query(handle, protocol.COMPRESSED)
+        partial = cache.partial_path(cache.entry_path(handle))
         return cache.fetch(
-            handle, lambda tmp: download_archive(handle, url, tmp), what="downloaded"
+            handle,
+            lambda tmp: download_archive(handle, url, tmp, partial=partial),
+            what="downloaded",
         )
 
 
@@ -295,7 +414,7 @@ class HttpUncompressedResolver:
         with get(url, handle=handle, allow_redirects=False, raise_for_status=False) as resp:
             try:
                 body = resp.raw.read(4096, decode_content=True).decode("utf8", "replace").strip()
-            except _BROKEN_TRANSFER as exc:
+            except BROKEN_TRANSFER as exc:
                 raise DownloadError(
                     f"Reading the answer of {url} failed: {exc}.", handle=handle, url=url
                 ) from exc

@@ -5,6 +5,9 @@ Routes:
 * ``GET /<publisher>/<model>[/<version>]?tf-hub-format=compressed``: the model's tar.gz,
   streamed from storage, with ``Content-Length``, ``ETag``, ``Range`` support and a sha256
   digest. Without the query parameter: the model page. ``/<publisher>/<model>`` is the latest.
+  With ``Accept: application/vnd.tfhub.files+json`` (tfhub clients): the manifest of the
+  model's files instead (the fast path, see :mod:`tfhub.protocol`).
+* ``GET /api/blobs/<sha256>``: one model file, with ``Range`` support.
 * ``PUT /api/models/<publisher>/<model>/<version>``: publish (body: tar.gz);
   ``POST`` the same path with ``multipart/form-data`` fields ``model`` (file) and ``docs``.
 * ``GET /api/models[?q=&publisher=&format=&module_type=]``, ``GET /api/models/<path>``:
@@ -32,7 +35,7 @@ from starlette.responses import StreamingResponse
 from tfhub import protocol
 from tfhub.server.catalog import Catalog, ModelName, NameError_, parse_model_path
 from tfhub.server.pages import catalog_page, model_page
-from tfhub.server.publish import Publisher, PublishError, Tokens, Upload
+from tfhub.server.publish import Publisher, PublishError, Tokens, Upload, blob_key
 from tfhub.server.storage import open_storage
 
 __all__ = ["create_app"]
@@ -40,6 +43,13 @@ __all__ = ["create_app"]
 access_log = logging.getLogger("tfhub.server.access")
 logger = logging.getLogger(__name__)
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _cache_control(immutable: bool) -> str:
+    return "public, max-age=31536000, immutable" if immutable else "no-cache"
+
+
 _MAX_DOCS_BYTES = 1 << 20
 
 
@@ -205,7 +215,19 @@ def create_app(
         formats = request.query_params.getlist(protocol.FORMAT_PARAM)
         wanted = {f.strip() for value in formats for f in value.split(",")}
         if protocol.COMPRESSED in wanted:
-            return _archive_response(request, record, versioned=name.version is not None)
+            if record.get("blobs") and protocol.FILES_MEDIA_TYPE in request.headers.get(
+                "accept", ""
+            ):
+                return _files_manifest(record, versioned=name.version is not None)
+            archive = record["archive"]
+            return _ranged_response(
+                request,
+                archive["key"],
+                int(archive["size"]),
+                archive["sha256"],
+                content_type="application/gzip",
+                immutable=name.version is not None,
+            )
         if protocol.UNCOMPRESSED in wanted:
             return PlainTextResponse(
                 "This hub serves tf-hub-format=compressed only (the uncompressed format needs "
@@ -221,17 +243,43 @@ def create_app(
         handle = str(request.base_url).rstrip("/") + "/" + name.path
         return HTMLResponse(model_page(record, versions, handle))
 
-    def _archive_response(request: Request, record: dict[str, Any], versioned: bool) -> Response:
-        archive = record["archive"]
-        size = int(archive["size"])
-        etag = f'"{archive["sha256"]}"'
+    def _files_manifest(record: dict[str, Any], versioned: bool) -> Response:
+        blobs = record["blobs"]
+        body = {
+            "version": protocol.FILES_MANIFEST_VERSION,
+            "block_size": blobs["block_size"],
+            "files": [{**f, "url": f"/api/blobs/{f['sha256']}"} for f in blobs["files"]],
+        }
+        return JSONResponse(
+            body,
+            media_type=protocol.FILES_MEDIA_TYPE,
+            headers={"Vary": "Accept", "Cache-Control": _cache_control(versioned)},
+        )
+
+    @app.get("/api/blobs/{sha256}", summary="One model file by its sha256 (Range supported)")
+    def get_blob(sha256: str, request: Request) -> Response:
+        if not _SHA256_RE.match(sha256):
+            return _error(404, "A blob is named by the 64 hex digits of its sha256.")
+        key = blob_key(sha256)
+        size = storage.size(key)
+        if size is None:
+            return _error(404, f"No blob {sha256}.")
+        return _ranged_response(
+            request, key, size, sha256, content_type="application/octet-stream", immutable=True
+        )
+
+    def _ranged_response(
+        request: Request, key: str, size: int, sha256: str, *, content_type: str, immutable: bool
+    ) -> Response:
+        etag = f'"{sha256}"'
         headers = {
             "ETag": etag,
             "Accept-Ranges": "bytes",
-            "Content-Type": "application/gzip",
-            "Digest": "sha-256=" + base64.b64encode(bytes.fromhex(archive["sha256"])).decode(),
-            "X-Tfhub-Sha256": archive["sha256"],
-            "Cache-Control": "public, max-age=31536000, immutable" if versioned else "no-cache",
+            "Content-Type": content_type,
+            "Digest": "sha-256=" + base64.b64encode(bytes.fromhex(sha256)).decode(),
+            "X-Tfhub-Sha256": sha256,
+            "Cache-Control": _cache_control(immutable),
+            "Vary": "Accept",
         }
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers=headers)
@@ -250,7 +298,9 @@ def create_app(
                 status = 206
                 headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         headers["Content-Length"] = str(end - start + 1)
-        body: Iterator[bytes] = storage.iter_range(archive["key"], start, end)
+        if start > end:  # an empty file
+            return Response(status_code=status, headers=headers)
+        body: Iterator[bytes] = storage.iter_range(key, start, end)
         return StreamingResponse(body, status_code=status, headers=headers)
 
     return app

@@ -27,9 +27,19 @@ from tfhub import protocol
 from tfhub.config import env_flag
 from tfhub.errors import ArchiveError
 from tfhub.handles.archive import extract_tar_stream
+from tfhub.handles.cache import Manifest
 from tfhub.server.catalog import Catalog, ModelName, parse_docs
 
-__all__ = ["PublishError", "Publisher", "Tokens"]
+__all__ = ["BLOCK_SIZE", "PublishError", "Publisher", "Tokens", "blob_key"]
+
+# Files are hashed per block of this size for the fast path (verification while streaming,
+# parallel ranges, resume).
+BLOCK_SIZE = 4 << 20
+
+
+def blob_key(sha256: str) -> str:
+    """Storage key of a content-addressed model file (dot-prefixed: never a publisher)."""
+    return f".blobs/{sha256}"
 
 
 class PublishError(Exception):
@@ -168,6 +178,28 @@ class Publisher:
             raise PublishError(422, f"The upload is not a model that loads: {error}")
         return result
 
+    def _store_blobs(self, unpacked: Path, manifest: Manifest) -> dict[str, Any]:
+        """Stores each file of the model content-addressed (``.blobs/<sha256>``, shared by
+        every version holding the same bytes) and returns the fast-path description: per file
+        its size, sha256 and the sha256 of each block, so that clients can fetch blocks in
+        parallel and verify each one as it arrives."""
+        storage = self.catalog.storage
+        files = []
+        for rel, record in sorted(manifest.items()):
+            assert record.sha256 is not None  # extract_tar_stream always hashes
+            path = unpacked / rel
+            blocks = []
+            with open(path, "rb") as f:
+                while block := f.read(BLOCK_SIZE):
+                    blocks.append(hashlib.sha256(block).hexdigest())
+            key = blob_key(record.sha256)
+            if storage.size(key) != record.size:
+                storage.put_file(key, path)
+            files.append(
+                {"path": rel, "size": record.size, "sha256": record.sha256, "blocks": blocks}
+            )
+        return {"block_size": BLOCK_SIZE, "files": files}
+
     def publish(
         self, name: ModelName, upload: Upload, sha256: str, docs: str | None
     ) -> dict[str, Any]:
@@ -194,6 +226,7 @@ class Publisher:
                     "with `tar -czf model.tar.gz -C export_dir .`.",
                 )
             info = self._inspect(unpacked)
+            blobs = self._store_blobs(unpacked, manifest)
         finally:
             shutil.rmtree(unpacked, ignore_errors=True)
         archive_key = f"{name.path}/{sha256}-{uuid.uuid4().hex[:8]}.tar.gz"
@@ -207,6 +240,7 @@ class Publisher:
             "fine_tunable": info.get("fine_tunable", False),
             "files": len(manifest),
             "archive": {"key": archive_key, "size": upload.size, "sha256": sha256},
+            "blobs": blobs,
             "docs": parsed_docs,
             "published_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         }
