@@ -295,11 +295,11 @@ def _fetch_run(
     from tfhub.handles.http import BROKEN_TRANSFER, backoff, get
 
     f = run.file
-    first, attempt = run.first, 0
+    attempt = 0
     fd = os.open(partial / f.path, os.O_WRONLY)
     try:
-        while first <= run.last:
-            start = first * block_size
+        while run.first <= run.last:
+            start = run.first * block_size
             end = min((run.last + 1) * block_size, f.size) - 1
             try:
                 with get(
@@ -307,9 +307,9 @@ def _fetch_run(
                 ) as resp:
                     _check_range(resp, handle, f, start, end)
                     resp.raw.decode_content = True
-                    first = _stream_blocks(
-                        resp, fd, f, (first, run.last), block_size, handle, stop, on_bytes
-                    )
+                    _stream_blocks(resp, fd, run, block_size, handle, stop, on_bytes)
+            except DownloadError:
+                raise  # already retried by get(), or a checksum/protocol failure
             except BROKEN_TRANSFER as exc:
                 if stop.is_set():
                     return
@@ -321,7 +321,7 @@ def _fetch_run(
                         url=f.url,
                     ) from exc
                 attempt += 1
-                logger.info("Resuming %s at block %d after %s", f.url, first, exc)
+                logger.info("Resuming %s at block %d after %s", f.url, run.first, exc)
                 time.sleep(backoff(attempt, None))
             if stop.is_set():
                 return
@@ -350,24 +350,24 @@ def _check_range(resp: Any, handle: str, f: RemoteFile, start: int, end: int) ->
 def _stream_blocks(
     resp: Any,
     fd: int,
-    f: RemoteFile,
-    blocks: tuple[int, int],
+    run: _Run,
     block_size: int,
     handle: str,
     stop: threading.Event,
     on_bytes: Callable[[int], None] | None,
-) -> int:
-    """Writes blocks ``first``..``last`` from ``resp`` at their offsets, checking each one's
-    sha256 as it completes; returns the index after the last verified block."""
-    first, last = blocks
-    index = first
-    offset = first * block_size
+) -> None:
+    """Writes the blocks of ``run`` from ``resp`` at their offsets, checking each one's
+    sha256 as it completes and advancing ``run.first`` past it (so that a retry resumes
+    there)."""
+    f = run.file
+    index = run.first
+    offset = index * block_size
     block_end = min(offset + block_size, f.size)
     digest = hashlib.sha256()
     raw = resp.raw
-    while index <= last:
+    while index <= run.last:
         if stop.is_set():
-            return index
+            return
         chunk = raw.read(min(_READ, block_end - offset))
         if not chunk:
             raise requests.exceptions.ChunkedEncodingError(
@@ -393,6 +393,6 @@ def _stream_blocks(
                     url=f.url,
                 )
             index += 1
+            run.first = index
             block_end = min(offset + block_size, f.size)
             digest = hashlib.sha256()
-    return index

@@ -245,7 +245,8 @@ class _ResumableBody:
     def read(self, n: int) -> bytes:
         while True:
             try:
-                chunk: bytes = (self._extra or self._resp).raw.read(n)
+                # read1: what has arrived, so that a break loses no received bytes
+                chunk: bytes = (self._extra or self._resp).raw.read1(n)
             except BROKEN_TRANSFER:
                 if not self._resume():
                     raise

@@ -187,6 +187,18 @@ def create_app(
 
     # -- pages and the hosting protocol -----------------------------------------------------
 
+    @app.get("/api/blobs/{sha256}", summary="One model file by its sha256 (Range supported)")
+    def get_blob(sha256: str, request: Request) -> Response:
+        if not _SHA256_RE.match(sha256):
+            return _error(404, "A blob is named by the 64 hex digits of its sha256.")
+        key = blob_key(sha256)
+        size = storage.size(key)
+        if size is None:
+            return _error(404, f"No blob {sha256}.")
+        return _ranged_response(
+            request, key, size, sha256, content_type="application/octet-stream", immutable=True
+        )
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index(
         q: str | None = None,
@@ -254,18 +266,6 @@ def create_app(
             body,
             media_type=protocol.FILES_MEDIA_TYPE,
             headers={"Vary": "Accept", "Cache-Control": _cache_control(versioned)},
-        )
-
-    @app.get("/api/blobs/{sha256}", summary="One model file by its sha256 (Range supported)")
-    def get_blob(sha256: str, request: Request) -> Response:
-        if not _SHA256_RE.match(sha256):
-            return _error(404, "A blob is named by the 64 hex digits of its sha256.")
-        key = blob_key(sha256)
-        size = storage.size(key)
-        if size is None:
-            return _error(404, f"No blob {sha256}.")
-        return _ranged_response(
-            request, key, size, sha256, content_type="application/octet-stream", immutable=True
         )
 
     def _ranged_response(
