@@ -34,6 +34,7 @@ bench: $(STAMP)
 	command -v nginx >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx)
 	$(BIN)/python bench/tf1_module.py
 	$(BIN)/python bench/download.py
+	$(BIN)/python bench/keras_layer.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples

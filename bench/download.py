@@ -1,16 +1,20 @@
-"""Benchmark: cold install of a large model from nginx, tfhub vs tensorflow_hub, side by side.
+"""Benchmark: cold install of a large model, tfhub vs tensorflow_hub, side by side.
 
-Run with `make bench` (nginx must be installed: `apt-get install nginx`). Builds a model
-directory with MODEL_MB of float32 weights (default 400) and its tar.gz, serves it with nginx
-on 127.0.0.1, and measures, interleaved, ROUNDS times each:
+Run with `make bench` (nginx must be installed: `apt-get install nginx`). Builds a real
+SavedModel with MODEL_MB of float32 weights (default 400) and its tar.gz, serves the tarball
+with nginx on 127.0.0.1 and publishes the model to our own server (`tfhub serve`), then
+measures, interleaved, ROUNDS times each:
 
-* cold install (`resolve` into an empty cache) with tfhub and with tensorflow_hub 0.16,
-  timed inside each process around the `resolve` call only;
+* cold install (`resolve` into an empty cache) from nginx with tfhub and with
+  tensorflow_hub 0.16, timed inside each process around the `resolve` call only;
+* cold install from our server with tfhub (the negotiated fast path);
 * the physical limit: a plain copy of the model directory (`shutil.copytree`);
+* 16 concurrent clients (curl) downloading the tarball from nginx and from our server:
+  aggregate throughput, and our server's RSS before and at its peak;
 * warm resolve (a cache hit, with the completeness check) with tfhub;
 * peak RSS of a process that only resolves the model with tfhub (no TensorFlow import).
 
-Prints a table of medians and writes it to bench/RESULTS.md.
+Prints a table of medians and writes it to bench/last_download.md.
 """
 
 from __future__ import annotations
@@ -25,14 +29,14 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from pathlib import Path
-
-import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL_MB = int(os.environ.get("BENCH_MODEL_MB", "400"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+CONCURRENT_ROUNDS = int(os.environ.get("BENCH_CONCURRENT_ROUNDS", "3"))
 
 WORKER = r"""
 import json, os, resource, sys, time
@@ -50,16 +54,82 @@ print(json.dumps({"seconds": elapsed,
 """
 
 
+BUILD = r"""
+import sys
+import numpy as np
+import tensorflow as tf
+
+class Big(tf.Module):
+    def __init__(self, n):
+        super().__init__()
+        rng = np.random.default_rng(0)
+        self.w = tf.Variable(rng.standard_normal(n, dtype=np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+    def __call__(self, x):
+        return x * self.w[0]
+
+tf.saved_model.save(Big(int(sys.argv[2]) << 18), sys.argv[1])
+"""
+CLIENTS = 16
+
+
 def build_model(root: Path) -> Path:
+    """A real SavedModel (our server validates what it publishes) with MODEL_MB of weights."""
     model = root / "model"
-    (model / "variables").mkdir(parents=True)
-    (model / "saved_model.pb").write_bytes(b"\x08\x01" + os.urandom(64 << 10))
-    (model / "variables" / "variables.index").write_bytes(os.urandom(4 << 10))
-    rng = np.random.default_rng(0)
-    with open(model / "variables" / "variables.data-00000-of-00001", "wb") as f:
-        for _ in range(MODEL_MB):
-            f.write(rng.standard_normal(1 << 18, dtype=np.float32).tobytes())  # 1 MB
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    subprocess.run([sys.executable, "-c", BUILD, str(model), str(MODEL_MB)], check=True, env=env)
     return model
+
+
+def start_our_server(root: Path) -> tuple[subprocess.Popen[str], str]:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tfhub.cli", "serve", str(root), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    line = proc.stdout.readline() if proc.stdout else ""
+    if " at http://" not in line:
+        proc.kill()
+        raise RuntimeError(f"tfhub serve did not start: {line}")
+    return proc, line.strip().rsplit(" at ", 1)[1]
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def concurrent_download(url: str, pid: int | None) -> tuple[float, float]:
+    """Seconds for CLIENTS curl processes to fetch ``url`` at once; peak server RSS (MB)."""
+    peak = [0.0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set() and pid is not None:
+            peak[0] = max(peak[0], _rss_mb(pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    start = time.perf_counter()
+    procs = [
+        subprocess.Popen(["curl", "-sf", "-o", "/dev/null", "--max-time", "600", url])
+        for _ in range(CLIENTS)
+    ]
+    codes = [p.wait() for p in procs]
+    elapsed = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    if any(codes):
+        raise RuntimeError(f"curl failed for {url}: exit codes {codes}")
+    return elapsed, peak[0]
 
 
 def start_nginx(root: Path, www: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -100,13 +170,12 @@ def run_worker(which: str, url: str, cache: Path) -> dict[str, float]:
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "PYTHONPATH": str(REPO / "src"),
     }
-    out = subprocess.run(
-        [sys.executable, "-c", WORKER, which, url],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    ).stdout
+    proc = subprocess.run(
+        [sys.executable, "-c", WORKER, which, url], capture_output=True, text=True, env=env
+    )
+    if proc.returncode:
+        raise RuntimeError(f"{which} failed on {url}:\n{proc.stderr[-3000:]}")
+    out = proc.stdout
     return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
@@ -121,16 +190,26 @@ def main() -> int:
     www.mkdir(parents=True)
     with tarfile.open(www / "1", "w:gz") as tar:
         tar.add(model, arcname=".")
-    archive_mb = (www / "1").stat().st_size / 1e6
+    archive_size = (www / "1").stat().st_size
+    archive_mb = archive_size / 1e6
+    sys.path.insert(0, str(REPO / "src"))
+    from tfhub.server.client import publish_to_root
+
+    publish_to_root(model, "pub/big/1", root=str(work / "hubroot"))
     nginx, port = start_nginx(work, work / "www")
+    server, server_url = start_our_server(work / "hubroot")
     url = f"http://127.0.0.1:{port}/pub/big/1"
-    times: dict[str, list[float]] = {"ours": [], "theirs": [], "copy": []}
+    fast_url = f"{server_url}/pub/big/1"
+    times: dict[str, list[float]] = {"ours": [], "theirs": [], "fast": [], "copy": []}
+    many: dict[str, list[float]] = {"nginx": [], "server": []}
     rss = []
+    server_rss_idle = _rss_mb(server.pid)
+    server_rss_peak = 0.0
     try:
         for i in range(ROUNDS):
-            for which in ("ours", "theirs"):
+            for which, where in (("ours", url), ("theirs", url), ("fast", fast_url)):
                 cache = work / f"cache-{which}-{i}"
-                result = run_worker(which, url, cache)
+                result = run_worker("theirs" if which == "theirs" else "ours", where, cache)
                 times[which].append(result["seconds"])
                 if which == "ours":
                     rss.append(result["rss_mb"])
@@ -140,8 +219,15 @@ def main() -> int:
             shutil.copytree(model, work / f"copy-{i}")
             times["copy"].append(time.perf_counter() - start)
             shutil.rmtree(work / f"copy-{i}")
+            if i < CONCURRENT_ROUNDS:
+                seconds, _ = concurrent_download(url, None)
+                many["nginx"].append(seconds)
+                seconds, peak = concurrent_download(
+                    fast_url + "?tf-hub-format=compressed", server.pid
+                )
+                many["server"].append(seconds)
+                server_rss_peak = max(server_rss_peak, peak)
         # Warm resolve, in-process (what every hub.load of a cached model pays).
-        sys.path.insert(0, str(REPO / "src"))
         os.environ["TFHUB_CACHE_DIR"] = str(work / "cache-warm")
         import tfhub
 
@@ -151,16 +237,30 @@ def main() -> int:
             start = time.perf_counter()
             tfhub.resolve(url)
             warm.append(time.perf_counter() - start)
+        server_rss_after = _rss_mb(server.pid)
     finally:
         nginx.terminate()
         nginx.wait(timeout=10)
+        server.terminate()
+        server.wait(timeout=10)
     med = {k: statistics.median(v) for k, v in times.items()}
+    total_mb = CLIENTS * archive_size / 1e6
+    tput = {k: total_mb / statistics.median(v) for k, v in many.items()}
     rows = [
         ("cold install from nginx, tfhub", f"{med['ours']:.2f} s", ""),
         ("cold install from nginx, tensorflow_hub 0.16", f"{med['theirs']:.2f} s", ""),
         ("  ratio tfhub / tensorflow_hub", f"{med['ours'] / med['theirs']:.2f}", "≤ 0.70"),
+        ("cold install from our server (fast path), tfhub", f"{med['fast']:.2f} s", ""),
+        ("  ratio fast path / tensorflow_hub from nginx", f"{med['fast'] / med['theirs']:.2f}",
+         "≤ 0.30"),
         ("plain copy of the model directory (limit)", f"{med['copy']:.2f} s", ""),
-        ("  ratio tfhub / copy", f"{med['ours'] / med['copy']:.2f}", ""),
+        ("  ratio fast path / copy", f"{med['fast'] / med['copy']:.2f}", "≤ 3.0"),
+        ("  ratio tfhub from nginx / copy", f"{med['ours'] / med['copy']:.2f}", ""),
+        (f"{CLIENTS} clients at once, nginx (aggregate)", f"{tput['nginx']:.0f} MB/s", ""),
+        (f"{CLIENTS} clients at once, our server (aggregate)", f"{tput['server']:.0f} MB/s", ""),
+        ("  ratio our server / nginx", f"{tput['server'] / tput['nginx']:.2f}", "≥ 0.5"),
+        ("our server's RSS: idle / peak under load / after", f"{server_rss_idle:.0f} / "
+         f"{server_rss_peak:.0f} / {server_rss_after:.0f} MB", "flat"),
         ("warm resolve (cache hit + completeness check)", f"{statistics.median(warm) * 1e3:.3f} ms",
          "≤ 2 ms"),
         ("peak RSS of a process that only resolves", f"{statistics.median(rss):.0f} MB",
