@@ -209,12 +209,14 @@ def main() -> int:
         for i in range(ROUNDS):
             for which, where in (("ours", url), ("theirs", url), ("fast", fast_url)):
                 cache = work / f"cache-{which}-{i}"
+                os.sync()  # every run starts with no dirty pages left by the previous one
                 result = run_worker("theirs" if which == "theirs" else "ours", where, cache)
                 times[which].append(result["seconds"])
                 if which == "ours":
                     rss.append(result["rss_mb"])
                     assert not result["tensorflow"], "resolving imported TensorFlow"
                 shutil.rmtree(cache)
+            os.sync()
             start = time.perf_counter()
             shutil.copytree(model, work / f"copy-{i}")
             times["copy"].append(time.perf_counter() - start)

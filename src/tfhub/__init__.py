@@ -62,6 +62,7 @@ __all__ = [
     "create_module_spec",
     "create_module_spec_from_saved_model",
     "eval_function_for_module",
+    "export_keras",
     "get_expected_image_size",
     "get_num_image_channels",
     "load",
@@ -76,6 +77,7 @@ _LAZY = {
     "resolve": "tfhub.handles.resolve",
     "register_resolver": "tfhub.handles.resolve",
     "load": "tfhub.savedmodel.load",
+    "export_keras": "tfhub.savedmodel.export",
     # The TF1 Hub format.
     "Module": "tfhub.tf1.module",
     "eval_function_for_module": "tfhub.tf1.module",
@@ -96,6 +98,7 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from tfhub.handles.resolve import register_resolver, resolve
+    from tfhub.savedmodel.export import export_keras
     from tfhub.savedmodel.keras_layer import KerasLayer
     from tfhub.savedmodel.load import load
     from tfhub.signatures.image import (

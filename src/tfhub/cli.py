@@ -116,20 +116,9 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=1))
         return 0
-    print(f"format: {info['format']}")
-    print(f"size: {info['size_bytes']} bytes; variables: {info.get('variables', {})}")
-    for variant in info["variants"]:
-        print(f"graph variant tags={variant['tags']}")
-        for name, sig in sorted(variant["signatures"].items()):
-            print(f"  signature {name}")
-            for direction in ("inputs", "outputs"):
-                for key, spec in sorted(sig[direction].items()):
-                    shape, kind = spec["shape"], spec["kind"]
-                    print(f"    {direction[:-1]:6s} {key}: {spec['dtype']} {shape} {kind}")
-        if variant.get("attachments"):
-            print(f"  attached messages: {', '.join(variant['attachments'])}")
-    unsafe = info.get("unsafe_ops", [])
-    print(f"unsafe ops: {len(unsafe)}" + "".join(f"\n  {u}" for u in unsafe))
+    from tfhub.tools.inspect import format_text
+
+    print(format_text(info))
     return 0
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -172,10 +173,8 @@ def download_files(
         target = partial / f.path
         target.parent.mkdir(parents=True, exist_ok=True)
         existing = target.stat().st_size if target.exists() else None
-        with open(target, "ab"):  # create it, keep what is there
-            pass
         if existing != f.size:
-            os.truncate(target, f.size)
+            _allocate(target, f.size)
         missing = (
             range(len(f.blocks))
             if not existing
@@ -191,6 +190,23 @@ def download_files(
         manifest[f.path] = FileRecord(f.size, f.sha256)
     shutil.rmtree(partial, ignore_errors=True)
     return manifest
+
+
+def _allocate(path: Path, size: int) -> None:
+    """Creates ``path`` with ``size`` bytes reserved on disk (a full disk fails here, before
+    any download), keeping whatever blocks it already holds."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
+    try:
+        os.ftruncate(fd, size)
+        if size:
+            try:
+                os.posix_fallocate(fd, 0, size)
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise
+                # Not every file system can reserve space; the writes will allocate it.
+    finally:
+        os.close(fd)
 
 
 def _prepare_partial(partial: Path, files: list[RemoteFile]) -> None:

@@ -7,6 +7,8 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
+from tfhub.errors import HubError
+
 __all__ = ["catalog_page", "model_page"]
 
 _MD = MarkdownIt("commonmark", {"html": False})  # raw HTML in docs is shown, never executed
@@ -118,6 +120,36 @@ def _signature_table(signatures: dict[str, Any]) -> str:
     )
 
 
+def _common_signature_facts(info: dict[str, Any], module_types: list[str]) -> dict[str, str]:
+    """The common signatures the model implements ("Implements"), and a warning ("Signature
+    check") when the docs give a common signature as module-type that the model does not
+    implement. Computed from the validator's signatures, so older records show it too."""
+    from tfhub.signatures.common import COMMON_SIGNATURES, find_common_signatures
+
+    try:
+        report = find_common_signatures(info, module_type=module_types)
+    except (HubError, KeyError, TypeError, AttributeError, IndexError):
+        return {}  # a record from an older or foreign validator: nothing to say
+    facts = {}
+    if report.implements:
+        facts["Implements"] = ", ".join(n.replace("-", " ") for n in report.implements)
+    checks = []
+    for claimed in module_types:
+        if claimed not in COMMON_SIGNATURES or claimed in report.implements:
+            continue
+        family = "image-feature-vector" if claimed == "image-classification" else claimed
+        reasons = [
+            f"{m.where}: {'; '.join(m.problems)}" for m in report.near_misses if m.name == family
+        ]
+        checks.append(
+            f"the docs say {claimed}, but the model does not implement that common signature"
+            + (f" ({reasons[0]})" if reasons else "")
+        )
+    if checks:
+        facts["Signature check"] = "; ".join(checks)
+    return facts
+
+
 def model_page(record: dict[str, Any], versions: list[int], url: str) -> str:
     docs = record.get("docs") or {}
     meta = docs.get("metadata", {})
@@ -140,6 +172,7 @@ def model_page(record: dict[str, Any], versions: list[int], url: str) -> str:
     for key in ("module-type", "task", "network-architecture", "dataset", "language"):
         if meta.get(key):
             facts[key.replace("-", " ").capitalize()] = ", ".join(meta[key])
+    facts.update(_common_signature_facts(info, meta.get("module-type", [])))
     fact_rows = "".join(
         f"<tr><th>{escape(k)}</th><td class='fact-{escape(k.lower().replace(' ', '-'))}'>"
         f"{escape(v)}</td></tr>"
