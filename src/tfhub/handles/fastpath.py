@@ -46,7 +46,9 @@ logger = logging.getLogger(__name__)
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _READ = 1 << 20
 _MIN_BLOCK, _MAX_BLOCK = 64 << 10, 1 << 30
-_STATE = ".remote.json"  # in the partial directory: which files it holds the blocks of
+# In the partial directory: which files it holds blocks of, and (under files/) the files.
+_STATE = "remote.json"
+_FILES = "files"
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,7 @@ def download_files(
     _prepare_partial(partial, files)
     runs: list[_Run] = []
     for f in files:
-        target = partial / f.path
+        target = partial / _FILES / f.path
         target.parent.mkdir(parents=True, exist_ok=True)
         existing = target.stat().st_size if target.exists() else None
         if existing != f.size:
@@ -186,7 +188,7 @@ def download_files(
     for f in files:
         target = dest / f.path
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(partial / f.path, target)
+        os.replace(partial / _FILES / f.path, target)
         manifest[f.path] = FileRecord(f.size, f.sha256)
     shutil.rmtree(partial, ignore_errors=True)
     return manifest
@@ -312,7 +314,7 @@ def _fetch_run(
 
     f = run.file
     attempt = 0
-    fd = os.open(partial / f.path, os.O_WRONLY)
+    fd = os.open(partial / _FILES / f.path, os.O_WRONLY)
     try:
         while run.first <= run.last:
             start = run.first * block_size
