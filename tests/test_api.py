@@ -27,6 +27,7 @@ EXPECTED_API = {
     "create_module_spec_from_saved_model",
     "eval_function_for_module",
     "export_keras",
+    "export_text_embedding",
     "get_expected_image_size",
     "get_num_image_channels",
     "load_module_spec",

@@ -63,6 +63,7 @@ __all__ = [
     "create_module_spec_from_saved_model",
     "eval_function_for_module",
     "export_keras",
+    "export_text_embedding",
     "get_expected_image_size",
     "get_num_image_channels",
     "load",
@@ -78,6 +79,7 @@ _LAZY = {
     "register_resolver": "tfhub.handles.resolve",
     "load": "tfhub.savedmodel.load",
     "export_keras": "tfhub.savedmodel.export",
+    "export_text_embedding": "tfhub.tools.text_embedding",
     # The TF1 Hub format.
     "Module": "tfhub.tf1.module",
     "eval_function_for_module": "tfhub.tf1.module",
@@ -118,6 +120,7 @@ if TYPE_CHECKING:
         create_module_spec_from_saved_model,
         load_module_spec,
     )
+    from tfhub.tools.text_embedding import export_text_embedding
 
 
 def _keras_layer_module() -> str:
