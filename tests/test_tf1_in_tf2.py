@@ -105,3 +105,25 @@ def test_convert_command(seed_module, tmp_path, capsys):
     assert not (tmp_path / "out" / "tfhub_module.pb").exists()
     assert cli.main(["convert", str(tmp_path / "out"), str(tmp_path / "again")]) == 5
     assert "not in the TF1 Hub format" in capsys.readouterr().err
+
+
+def test_two_tf1_modules_with_same_table_names_keep_their_own_tables(tmp_path):
+    """Every TF1 module loaded in TF2 is instantiated under the same scope; tables (process-wide
+    resources there) must still be per module, or the second module reads the first's vocab."""
+    paths = []
+    for i, words in enumerate((["a", "b", "c"], ["c", "b", "a"])):
+        vocab = tmp_path / f"vocab{i}.txt"
+        vocab.write_text("\n".join(words) + "\n")
+        spec = hub.create_module_spec(mods.make_vocab_module_fn(vocab))
+        paths.append(_export(spec, tmp_path / f"m{i}"))
+    first, second = (hub.load(p) for p in paths)
+    tokens = tf.constant(["a", "c", "zzz"])
+    ids = [obj.signatures["default"](tokens)["ids"].numpy().tolist() for obj in (first, second)]
+    assert ids == [[0, 2, 3], [2, 0, 3]]
+    # and in TF1 graph mode, two instances in one graph
+    with tf.Graph().as_default():
+        graph_tokens = tf.constant(["a", "c", "zzz"])
+        outs = [hub.Module(p)(graph_tokens, as_dict=True)["ids"] for p in paths]
+        with v1.Session() as session:
+            session.run([v1.global_variables_initializer(), v1.tables_initializer()])
+            assert [o.tolist() for o in session.run(outs)] == [[0, 2, 3], [2, 0, 3]]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -32,6 +33,9 @@ _STATE_COLLECTIONS = (
     GK.WHILE_CONTEXT,
 )
 _APPLY_COLLECTIONS = (GK.ASSET_FILEPATHS, GK.COND_CONTEXT, GK.WHILE_CONTEXT)
+
+
+_VARIABLE_OPS = frozenset({"VarHandleOp", "VariableV2", "Variable"})
 
 
 def _is_state_op(op: tf.Operation) -> bool:
@@ -98,10 +102,21 @@ class Module:
             (GK.TRAINABLE_VARIABLES, GK.REGULARIZATION_LOSSES) if trainable else ()
         )
         state_meta = _strip_collections(self._meta, keep=keep)
+        # Tables and other shared resources get a name of their own per instance: in TF2 every
+        # module is instantiated under the same scope name (in its own function graph) but
+        # resources live in one process-wide manager, so equal names would share one table.
+        # (Variables are created per instance whatever their shared_name.)
+        instance = uuid.uuid4().hex[:12]
         for node in state_meta.graph_def.node:
-            shared = node.attr["shared_name"].s if "shared_name" in node.attr else b""
+            if "shared_name" not in node.attr:
+                continue
+            shared = node.attr["shared_name"].s
+            if not shared and node.attr["use_node_name_sharing"].b:
+                shared = node.name.encode()  # the resource would be named after the node
+                node.attr["use_node_name_sharing"].b = False
             if shared:
-                node.attr["shared_name"].s = f"{self._scope}/".encode() + shared
+                unique = "" if node.op in _VARIABLE_OPS else f"_{instance}"
+                node.attr["shared_name"].s = f"{self._scope}{unique}/".encode() + shared
         graph = self._graph
         n_ops = len(graph.get_operations())
         n_vars = len(graph.get_collection(GK.GLOBAL_VARIABLES))
