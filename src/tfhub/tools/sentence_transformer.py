@@ -1,0 +1,128 @@
+"""Converting a local sentence-transformers checkpoint (BERT family) into hub modules.
+
+:func:`import_sentence_transformer` reads ``config.json``, ``model.safetensors`` (as NumPy;
+no torch needed), ``vocab.txt`` and the tokenizer / sentence-transformers settings, and writes
+three TF2 Reusable SavedModels that need nothing but core TensorFlow to load::
+
+    EXPORT_DIR/preprocessor        string [batch] → {input_word_ids, input_mask, input_type_ids}
+    EXPORT_DIR/encoder             those inputs → {pooled_output, sequence_output, default}
+    EXPORT_DIR/sentence_embedding  string [batch] → float32 [batch, dim] (fine-tunable)
+
+The preprocessor reproduces the reference tokenizer (Hugging Face's BERT tokenizer with the
+checkpoint's settings) with core TensorFlow ops only; its vocabulary is an asset of the
+SavedModel. Sentences are cut after ``max_seq_length - 2`` word pieces (``max_seq_length``
+from ``sentence_bert_config.json``), framed as ``[CLS] ... [SEP]`` and padded with 0 to the
+longest in the batch. The token ids equal the reference's, except around some 560 rarely used
+code points that recent Unicode versions added and the reference's older character tables
+classify differently (see :mod:`tfhub.tools._bert.chars`).
+
+Example:
+    >>> from tfhub.tools.sentence_transformer import import_sentence_transformer
+    >>> out = import_sentence_transformer("all-MiniLM-L6-v2", "minilm-hub")
+    >>> embed = hub.load(out + "/sentence_embedding")
+    >>> embed(["A sentence."]).shape
+    TensorShape([1, 384])
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+
+from tfhub.errors import UsageError
+
+__all__ = ["import_sentence_transformer"]
+
+logger = logging.getLogger(__name__)
+
+PREPROCESSOR = "preprocessor"
+ENCODER = "encoder"
+SENTENCE_EMBEDDING = "sentence_embedding"
+
+
+def _check_export_dir(export_dir: str) -> None:
+    if os.path.lexists(export_dir) and not (
+        os.path.isdir(export_dir) and not os.listdir(export_dir)
+    ):
+        raise UsageError(
+            f"The export directory {export_dir} already exists and is not empty. Choose a new "
+            "directory, or remove this one first.",
+            handle=export_dir,
+        )
+
+
+def import_sentence_transformer(
+    model_dir: str | os.PathLike[str],
+    export_dir: str | os.PathLike[str],
+) -> str:
+    """Converts a sentence-transformers BERT checkpoint into three Reusable SavedModels.
+
+    ``export_dir/preprocessor`` maps sentences (string [batch]) to ``input_word_ids``,
+    ``input_mask`` and ``input_type_ids`` (int32 [batch, seq], padded to the longest sentence
+    of the batch, at most ``max_seq_length`` long); it also has ``tokenize`` (sentences → int64
+    RaggedTensor [batch, (words), (pieces)]) and ``vocab_file``. ``export_dir/encoder`` maps
+    those inputs to ``sequence_output`` [batch, seq, hidden] and ``pooled_output`` = ``default``
+    [batch, hidden] (BERT's pooler; the masked mean of ``sequence_output`` when the checkpoint
+    has no pooler weights), plus ``encoder_outputs`` (every layer's output) from ``__call__``.
+    ``export_dir/sentence_embedding`` maps sentences to the sentence-transformers embedding
+    (pooling and normalization as ``modules.json`` says), float32 [batch, hidden]; its
+    ``tokenizer`` and ``encoder`` attributes are the other two models' pieces. The encoder
+    takes at most ``max_position_embeddings`` (512) positions.
+
+    The encoder and the sentence embedding take ``training=`` (dropout as in the config) and
+    list their weights in ``trainable_variables``, so ``hub.KerasLayer(..., trainable=True)``
+    fine-tunes them. Each has a ``serving_default`` signature. The export is written to a
+    temporary directory beside ``export_dir`` and renamed into place when complete.
+
+    Args:
+        model_dir: a local checkpoint: ``config.json`` (``model_type`` ``bert``),
+            ``model.safetensors``, ``vocab.txt``, and optionally ``tokenizer.json``,
+            ``tokenizer_config.json``, ``special_tokens_map.json``,
+            ``sentence_bert_config.json``, ``modules.json`` and the Pooling module's
+            ``config.json``.
+        export_dir: where to write; must not exist or be an empty directory.
+
+    Returns:
+        ``export_dir`` as a string.
+
+    Raises:
+        UsageError: ``export_dir`` exists and is not empty.
+        ModelNotFoundError: ``model_dir`` is not a directory.
+        NotAModelError: a required file is missing or unreadable, or the checkpoint is not one
+            the converter handles (not BERT, other pipeline modules); the message names the file.
+
+    Example:
+        >>> import_sentence_transformer("all-MiniLM-L6-v2", "/tmp/minilm")
+        '/tmp/minilm'
+    """
+    model_dir = os.fspath(model_dir)
+    export_dir = os.fspath(export_dir)
+    _check_export_dir(export_dir)
+    from tfhub.tools._bert.checkpoint import read_checkpoint
+
+    started = time.monotonic()
+    checkpoint = read_checkpoint(model_dir)
+    from tfhub.tools._bert.export import save_models
+
+    parent = os.path.dirname(os.path.abspath(export_dir))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(export_dir) or 'export'}.", dir=parent)
+    try:
+        save_models(
+            checkpoint,
+            preprocessor_dir=os.path.join(staging, PREPROCESSOR),
+            encoder_dir=os.path.join(staging, ENCODER),
+            sentence_embedding_dir=os.path.join(staging, SENTENCE_EMBEDDING),
+        )
+        _check_export_dir(export_dir)
+        if os.path.isdir(export_dir):
+            os.rmdir(export_dir)  # empty (checked): os.replace needs it gone or empty
+        os.replace(staging, export_dir)
+    finally:
+        if os.path.isdir(staging):
+            shutil.rmtree(staging, ignore_errors=True)
+    logger.info("Converted %s into %s in %.1f s", model_dir, export_dir, time.monotonic() - started)
+    return export_dir
