@@ -151,3 +151,81 @@ def test_tar_dialects_and_compressions(fmt, mode, tmp_path):
     }
     for name, data in files.items():
         assert (dest / name).read_bytes() == data
+
+
+def _extract(body: bytes, tmp_path):
+    from tfhub.handles.archive import extract_tar_stream
+
+    dest = tmp_path / "out"
+    dest.mkdir()
+    return extract_tar_stream(io.BytesIO(body), dest, source="t")
+
+
+def test_plain_tar_cut_at_a_member_boundary_is_refused(tmp_path):
+    """A stream that stops right after a member (no end-of-archive blocks) is truncated, not a
+    smaller model."""
+    body = _tar([MODEL, ({"name": "variables/variables.index"}, b"x" * 100)], gz=False)
+    cut = body[: 512 * 4]  # two headers and two data blocks, no end marker
+    with pytest.raises(hub.ArchiveError, match="end-of-archive marker"):
+        _extract(cut, tmp_path)
+
+
+def test_headers_with_signed_checksums_are_accepted(tmp_path):
+    """Some old writers summed header bytes as signed chars."""
+    info = tarfile.TarInfo("saved_model.pb")
+    info.uname, info.size = "jürgen", 2  # GNU format: the name's UTF-8 bytes in the header
+    body = bytearray(info.tobuf(tarfile.GNU_FORMAT, "utf-8") + b"\x0a\x00".ljust(512, b"\0"))
+    body += bytes(1024)
+    header = body[:512]
+    unsigned = sum(header[:148]) + 8 * 32 + sum(header[156:])
+    signed = unsigned - 256 * sum(1 for b in header[:148] + header[156:] if b > 127)
+    assert signed != unsigned  # the header really has bytes over 127
+    body[148:156] = b"%06o\0 " % signed
+    assert set(_extract(bytes(body), tmp_path)) == {"saved_model.pb"}
+
+
+def test_malformed_pax_headers_are_archive_errors(tmp_path):
+    record = b"size=abc\n"
+    line = b"%d " % (len(record) + 3) + record
+    pax = tarfile.TarInfo("././@PaxHeader")
+    pax.type = tarfile.XHDTYPE
+    pax.size = len(line)
+    body = pax.tobuf(tarfile.USTAR_FORMAT) + line.ljust(512, b"\0")
+    body += _tar([MODEL], gz=False)
+    with pytest.raises(hub.ArchiveError, match="bad pax size"):
+        _extract(body, tmp_path)
+
+
+def test_decompression_hands_out_bounded_chunks():
+    """A stream that inflates enormously (64 MB of zeros from 64 kB) never becomes one huge
+    chunk: memory stays at a few MB whatever the ratio."""
+    from tfhub.handles.transfer import PipelinedStream
+
+    stream = PipelinedStream(io.BytesIO(gzip.compress(bytes(64 << 20), compresslevel=9)))
+    sizes = []
+    while chunk := stream.read_chunk():
+        sizes.append(len(chunk))
+    stream.close()
+    assert sum(sizes) == 64 << 20 and max(sizes) <= 1 << 20
+
+
+@pytest.mark.parametrize("kind", ["gz", "bz2", "xz"])
+def test_concatenated_streams_split_at_a_read_boundary(kind):
+    import bz2
+    import lzma
+
+    from tfhub.handles.transfer import PipelinedStream
+
+    compress = {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[kind]
+    parts = [compress(b"first part "), compress(b"second part")]
+
+    class OneStreamPerRead:
+        def read(self, n):
+            return parts.pop(0) if parts else b""
+
+    stream = PipelinedStream(OneStreamPerRead())
+    data = b""
+    while chunk := stream.read_chunk():
+        data += chunk
+    stream.close()
+    assert data == b"first part second part"

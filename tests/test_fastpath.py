@@ -148,6 +148,7 @@ class _FileServer:
         self.sent = 0
         self.ranges: list[str] = []
         self.cut_after: int | None = None
+        self.wrong_sha256: str | None = None  # a file whose whole-file sha256 is misstated
         self.stall = threading.Event()
         self.stall.set()
         self.stalled = threading.Event()
@@ -176,7 +177,9 @@ class _FileServer:
                 {
                     "path": rel,
                     "size": len(data),
-                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "sha256": "0" * 64
+                    if rel == self.wrong_sha256
+                    else hashlib.sha256(data).hexdigest(),
                     "url": f"/blob/{i}",
                     "blocks": blocks,
                 }
@@ -244,6 +247,17 @@ def test_a_broken_transfer_resumes_at_the_first_unverified_block(big_model, cach
     first_rel, first_range = ranges[0].split(":")
     start = int(first_range.split("-")[0])
     assert f"{first_rel}:{start + 3 * BLOCK}-" in "\n".join(ranges[1:])
+
+
+def test_a_file_sha256_that_contradicts_its_blocks_is_refused(big_model, cache_dir):
+    """Blocks are checked as they arrive; the whole file's sha256 is checked too, in order, as
+    the download goes on, so the cache manifest never records an unchecked hash."""
+    with _FileServer(big_model) as srv:
+        srv.wrong_sha256 = "variables/variables.data-00000-of-00001"
+        url = srv.url
+        with pytest.raises(hub.ProtocolError, match="contradicts itself"):
+            hub.resolve(url)
+    assert cache.lookup(url, cache_dir) is None
 
 
 def test_a_killed_download_resumes_in_the_next_process(big_model, cache_dir):

@@ -115,27 +115,25 @@ def _header(block: bytes) -> tuple[str, int, int, bytes, str]:
     """(name, mode, size, typeflag, linkname) of a 512-byte ustar/GNU/v7 header."""
     stored = _number(block[148:156])
     unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:])
-    signed = unsigned - 2 * sum(b for b in block[:148] + block[156:] if b > 127)
+    # Old writers summed the bytes as signed chars: each byte over 127 counts 256 less.
+    signed = unsigned - 256 * sum(1 for b in block[:148] + block[156:] if b > 127)
     if stored not in (unsigned, signed):
         raise _NotTar("header checksum mismatch")
     name = _text(block[0:100])
     if block[257:263] == b"ustar\0" and block[345] != 0:  # POSIX: prefix + name
         name = _text(block[345:500]) + "/" + name
-    return (
-        name,
-        _number(block[100:108]),
-        _number(block[124:136]),
-        block[156:157],
-        _text(block[157:257]),
-    )
+    size = _number(block[124:136])
+    if size < 0:
+        raise _NotTar(f"negative member size {size}")
+    return name, _number(block[100:108]), size, block[156:157], _text(block[157:257])
 
 
 def _pax_records(data: bytes) -> dict[str, str]:
     records: dict[str, str] = {}
     pos = 0
     while pos < len(data) and data[pos] != 0:
-        space = data.index(b" ", pos)
         try:
+            space = data.index(b" ", pos)
             length = int(data[pos:space])
         except ValueError:
             raise _NotTar("bad pax header") from None
@@ -209,8 +207,12 @@ def _walk(chunks: _Chunks, dest: Path, source: str, limit: int) -> Manifest:
     pax: dict[str, str] = {}
     while True:
         block = chunks.exactly(_BLOCK)
-        if block is None or block == _ZERO_BLOCK:
-            break  # the end-of-archive marker (or a stream that simply ends there)
+        if block is None:
+            # Every tar writer ends with zero blocks: a stream cut at a member boundary must
+            # not pass for a complete (smaller) model.
+            raise EOFError("the archive ends without its end-of-archive marker (truncated)")
+        if block == _ZERO_BLOCK:
+            break
         raw_name, mode, size, kind, linkname = _header(block)
         padded = -(-size // _BLOCK) * _BLOCK
         if kind in (b"L", b"x", b"g", b"K"):
@@ -218,7 +220,9 @@ def _walk(chunks: _Chunks, dest: Path, source: str, limit: int) -> Manifest:
                 raise ArchiveError(
                     f"{source} has an oversized tar extension header.", handle=source
                 )
-            data = chunks.exactly(padded) or b""
+            data = chunks.exactly(padded) if padded else b""
+            if data is None:
+                raise EOFError("the archive ends inside an extension header")
             if kind == b"L":
                 long_name = _text(data[:size])
             elif kind == b"x":
@@ -226,8 +230,12 @@ def _walk(chunks: _Chunks, dest: Path, source: str, limit: int) -> Manifest:
             continue  # global pax headers ("g") and GNU long link names change nothing we keep
         name = pax.get("path", long_name if long_name is not None else raw_name)
         if "size" in pax:
+            if not pax["size"].isdigit():
+                raise _NotTar(f"bad pax size {pax['size']!r}")
             size = int(pax["size"])
             padded = -(-size // _BLOCK) * _BLOCK
+        if "\0" in name:
+            raise _NotTar(f"NUL byte in the member name {name!r}")
         linkname = pax.get("linkpath", linkname)
         long_name, pax = None, {}
         rel = safe_member_path(name, source=source)

@@ -249,15 +249,19 @@ def partial_path(entry: Path) -> Path:
     return _sibling(entry, PARTIAL_SUFFIX)
 
 
-def _progress_of(entry: Path) -> int:
-    """Total bytes in the temp dirs of ``entry``: a download in progress makes this grow."""
-    total = 0
+def _progress_of(entry: Path) -> tuple[int, int]:
+    """(total bytes, newest modification) of the temp dirs of ``entry``: a download in progress
+    changes it, whether it appends (the tarball) or writes into preallocated files (the fast
+    path)."""
+    total = newest = 0
     for tmp in [*entry.parent.glob(entry.name + ".*.tmp"), partial_path(entry)]:
         for dirpath, _, files in os.walk(tmp):
             for name in files:
                 with contextlib.suppress(OSError):
-                    total += os.lstat(os.path.join(dirpath, name)).st_size
-    return total
+                    st = os.lstat(os.path.join(dirpath, name))
+                    total += st.st_size
+                    newest = max(newest, st.st_mtime_ns)
+    return total, newest
 
 
 def _acquire_lock(entry: Path, handle: str) -> str | None:
@@ -270,7 +274,7 @@ def _acquire_lock(entry: Path, handle: str) -> str | None:
     """
     lock = _sibling(entry, LOCK_SUFFIX)
     me = _lock_owner_id()
-    last_state: tuple[str, int] | None = None
+    last_state: tuple[str, tuple[int, int]] | None = None
     last_change = time.monotonic()
     last_log = -_WAIT_LOG_EVERY
     while True:

@@ -238,9 +238,12 @@ class _ResumableBody:
             and self._validator
             and not self._validator.startswith("W/")
             and not headers.get("Content-Encoding")  # offsets would be off after decoding
+            and headers.get("Content-Length", "").isdigit()  # the total a resume must match
         )
-        self._length = int(headers.get("Content-Length", "-1") or -1)
+        length = headers.get("Content-Length", "")
+        self._length = int(length) if length.isdigit() else -1
         self._extra: requests.Response | None = None
+        self._extra_session: requests.Session | None = None
 
     def read(self, n: int) -> bytes:
         while True:
@@ -260,9 +263,7 @@ class _ResumableBody:
         if not self.resumable or self._resumes >= config.http_retries():
             return False
         self._resumes += 1
-        if self._extra is not None:
-            self._extra.close()
-            self._extra = None
+        self.close()
         time.sleep(backoff(self._resumes, None))
         logger.info("Resuming %s at byte %d", self._url, self._offset)
         headers = {"Range": f"bytes={self._offset}-", "If-Range": str(self._validator)}
@@ -278,19 +279,27 @@ class _ResumableBody:
         except requests.RequestException:
             s.close()
             return False
-        expected = f"bytes {self._offset}-"
-        if resp.status_code != 206 or not resp.headers.get("Content-Range", "").startswith(
-            expected
-        ):
+        content_range = resp.headers.get("Content-Range", "")
+        same = (
+            resp.status_code == 206
+            and content_range.startswith(f"bytes {self._offset}-")
+            and content_range.rpartition("/")[2] == str(self._length)
+            and (resp.headers.get("ETag") or resp.headers.get("Last-Modified")) == self._validator
+        )
+        if not same:
             resp.close()
             s.close()
             return False  # the object changed, or ranges are refused: start over
-        self._extra = resp
+        self._extra, self._extra_session = resp, s
         return True
 
     def close(self) -> None:
         if self._extra is not None:
             self._extra.close()
+            self._extra = None
+        if self._extra_session is not None:
+            self._extra_session.close()
+            self._extra_session = None
 
 
 def download_archive(handle: str, url: str, dest: Path, *, partial: Path | None = None) -> Manifest:

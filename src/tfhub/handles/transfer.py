@@ -153,6 +153,12 @@ def _decompressor(head: bytes) -> Callable[[], Any] | None:
     return None
 
 
+def _needs_input(dec: Any) -> bool:
+    """Whether a decompressor has produced all it can from the input given so far."""
+    needs = getattr(dec, "needs_input", None)  # bz2 / lzma
+    return True if needs is None else bool(needs)
+
+
 class PipelinedStream:
     """The decompressed bytes of ``raw`` (gzip, bzip2, xz or plain), produced by background
     threads.
@@ -182,26 +188,35 @@ class PipelinedStream:
         if factory is None:
             self._reader = reader
             return
-        state = {"dec": factory()}
+        state: dict[str, Any] = {"dec": factory(), "input": b""}
         zlib_error = inflate_module().error
 
         def inflate() -> bytes:
+            # Output is produced _CHUNK bytes at a time (max_length), so a stream that
+            # inflates enormously (zeros, or a bomb) never makes one huge chunk.
             while True:
-                data = reader.read_chunk()
                 dec = state["dec"]
-                if not data:
-                    tail: bytes = dec.flush() if hasattr(dec, "flush") else b""
-                    if not dec.eof and not tail:
+                if dec.eof:
+                    # One stream ended; another may follow (concatenated members are valid).
+                    rest = dec.unused_data or state["input"] or reader.read_chunk()
+                    if not rest:
+                        return b""
+                    dec = state["dec"] = factory()
+                    state["input"] = rest
+                data = state["input"]
+                if not data and _needs_input(dec):
+                    data = reader.read_chunk()
+                    if not data:
+                        tail: bytes = dec.flush() if hasattr(dec, "flush") else b""
+                        if tail:
+                            return tail
                         raise EOFError("compressed file ended before the end-of-stream marker")
-                    return tail
                 try:
-                    out: bytes = dec.decompress(data)
+                    out: bytes = dec.decompress(data, _CHUNK)
                 except (zlib_error, OSError, EOFError, ValueError) as exc:
                     raise CorruptStreamError(f"corrupt compressed data ({exc})") from exc
-                if dec.eof and dec.unused_data:
-                    # Another member follows (concatenated gzip/bzip2/xz streams are valid).
-                    reader.unread(dec.unused_data)
-                    state["dec"] = factory()
+                # zlib keeps input it has not used yet in unconsumed_tail; bz2/lzma buffer it.
+                state["input"] = getattr(dec, "unconsumed_tail", b"")
                 if out:
                     return out
 
