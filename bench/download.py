@@ -7,7 +7,9 @@ measures, interleaved, ROUNDS times each:
 
 * cold install (`resolve` into an empty cache) from nginx with tfhub and with
   tensorflow_hub 0.16, timed inside each process around the `resolve` call only;
-* cold install from our server with tfhub (the negotiated fast path);
+* cold install from our server with tfhub (the negotiated fast path), and, to separate the
+  client's share from the server's, tfhub with the fast path off and tensorflow_hub 0.16
+  from the same server (both get the tarball);
 * the physical limit: a plain copy of the model directory (`shutil.copytree`);
 * 16 concurrent clients (curl) downloading the tarball from nginx and from our server:
   aggregate throughput, and our server's RSS before and at its peak;
@@ -45,6 +47,10 @@ if which == "theirs":
     import tensorflow_hub as hub
 else:
     import tfhub as hub
+    # `import tensorflow_hub` imports everything it needs before the timer; do the same here
+    # (tfhub imports its download machinery lazily, on first use).
+    import tfhub.handles.http, tfhub.handles.fastpath, tfhub.handles.transfer  # noqa: E401
+    tfhub.handles.transfer.inflate_module()
 start = time.perf_counter()
 hub.resolve(url)
 elapsed = time.perf_counter() - start
@@ -163,9 +169,12 @@ http {{
     raise RuntimeError(f"nginx did not start: {(root / 'nginx.err').read_text()}")
 
 
-def run_worker(which: str, url: str, cache: Path) -> dict[str, float]:
+def run_worker(
+    which: str, url: str, cache: Path, extra_env: dict[str, str] | None = None
+) -> dict[str, float]:
     env = {
         **os.environ,
+        **(extra_env or {}),
         "TFHUB_CACHE_DIR": str(cache),
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "PYTHONPATH": str(REPO / "src"),
@@ -200,17 +209,24 @@ def main() -> int:
     server, server_url = start_our_server(work / "hubroot")
     url = f"http://127.0.0.1:{port}/pub/big/1"
     fast_url = f"{server_url}/pub/big/1"
-    times: dict[str, list[float]] = {"ours": [], "theirs": [], "fast": [], "copy": []}
+    runs = {  # name: (client, url, environment)
+        "ours": ("ours", url, {}),
+        "theirs": ("theirs", url, {}),
+        "fast": ("ours", fast_url, {}),
+        "ours_srv_tar": ("ours", fast_url, {"TFHUB_FAST_PATH": "0"}),
+        "theirs_srv": ("theirs", fast_url, {}),
+    }
+    times: dict[str, list[float]] = {name: [] for name in [*runs, "copy"]}
     many: dict[str, list[float]] = {"nginx": [], "server": []}
     rss = []
     server_rss_idle = _rss_mb(server.pid)
     server_rss_peak = 0.0
     try:
         for i in range(ROUNDS):
-            for which, where in (("ours", url), ("theirs", url), ("fast", fast_url)):
+            for which, (client, where, extra_env) in runs.items():
                 cache = work / f"cache-{which}-{i}"
                 os.sync()  # every run starts with no dirty pages left by the previous one
-                result = run_worker("theirs" if which == "theirs" else "ours", where, cache)
+                result = run_worker(client, where, cache, extra_env)
                 times[which].append(result["seconds"])
                 if which == "ours":
                     rss.append(result["rss_mb"])
@@ -253,6 +269,10 @@ def main() -> int:
         ("cold install from nginx, tensorflow_hub 0.16", f"{med['theirs']:.2f} s", ""),
         ("  ratio tfhub / tensorflow_hub", f"{med['ours'] / med['theirs']:.2f}", "≤ 0.70"),
         ("cold install from our server (fast path), tfhub", f"{med['fast']:.2f} s", ""),
+        ("cold install from our server, tfhub with TFHUB_FAST_PATH=0 (tarball)",
+         f"{med['ours_srv_tar']:.2f} s", ""),
+        ("cold install from our server, tensorflow_hub 0.16 (tarball)",
+         f"{med['theirs_srv']:.2f} s", ""),
         ("  ratio fast path / tensorflow_hub from nginx", f"{med['fast'] / med['theirs']:.2f}",
          "≤ 0.30"),
         ("plain copy of the model directory (limit)", f"{med['copy']:.2f} s", ""),
