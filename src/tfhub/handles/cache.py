@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tfhub import config, protocol
 from tfhub.errors import ArchiveError, CacheError, HubError, OfflineError
@@ -62,10 +63,26 @@ _WAIT_LOG_EVERY = 30.0
 
 @dataclass(frozen=True)
 class FileRecord:
-    """One file of a cache entry."""
+    """One file of a cache entry: its size and sha256, or (files that came by the fast path)
+    the sha256 of each ``block_size`` block, as verified while they were downloaded."""
 
     size: int
     sha256: str | None
+    block_size: int | None = None
+    blocks: tuple[str, ...] | None = None
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"size": self.size, "sha256": self.sha256}
+        if self.blocks is not None:
+            out.update(block_size=self.block_size, blocks=list(self.blocks))
+        return out
+
+    @classmethod
+    def from_json(cls, rec: Any) -> FileRecord:
+        blocks = rec.get("blocks")
+        if blocks is None:
+            return cls(int(rec["size"]), rec.get("sha256"))
+        return cls(int(rec["size"]), rec.get("sha256"), int(rec["block_size"]), tuple(blocks))
 
 
 Manifest = dict[str, FileRecord]
@@ -86,7 +103,7 @@ def read_manifest(entry: Path) -> Manifest | None:
     try:
         raw = json.loads(_sibling(entry, MANIFEST_SUFFIX).read_text("utf8"))
         files = raw["files"]
-        return {rel: FileRecord(int(rec["size"]), rec.get("sha256")) for rel, rec in files.items()}
+        return {rel: FileRecord.from_json(rec) for rel, rec in files.items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -149,15 +166,22 @@ def verify_entry(entry: Path) -> list[str]:
     for rel, record in manifest.items():
         path = entry / rel
         try:
-            digest = _sha256_file(path)
             size = path.stat().st_size
+            if size != record.size:
+                problems.append(f"{rel} has {size} bytes instead of {record.size}")
+            elif record.sha256:
+                digest = _sha256_file(path)
+                if digest != record.sha256:
+                    problems.append(f"{rel} has sha256 {digest}, expected {record.sha256}")
+            elif record.blocks is not None and record.block_size:
+                bad = _bad_blocks(path, record.block_size, record.blocks)
+                if bad:
+                    problems.append(
+                        f"{rel} has {len(bad)} altered block(s), the first at byte "
+                        f"{bad[0] * record.block_size}"
+                    )
         except OSError:
             problems.append(f"{rel} is missing")
-            continue
-        if size != record.size:
-            problems.append(f"{rel} has {size} bytes instead of {record.size}")
-        elif record.sha256 and digest != record.sha256:
-            problems.append(f"{rel} has sha256 {digest}, expected {record.sha256}")
     return problems
 
 
@@ -167,6 +191,20 @@ def _sha256_file(path: Path) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _bad_blocks(path: Path, block_size: int, blocks: tuple[str, ...]) -> list[int]:
+    bad = []
+    with open(path, "rb") as f:
+        for index, expected in enumerate(blocks):
+            h = hashlib.sha256()
+            left = block_size
+            while left and (chunk := f.read(min(1 << 20, left))):
+                h.update(chunk)
+                left -= len(chunk)
+            if h.hexdigest() != expected:
+                bad.append(index)
+    return bad
 
 
 def _usable_problem(entry: Path) -> str | None:
@@ -452,10 +490,7 @@ def install(
                     {
                         "version": _MANIFEST_VERSION,
                         "handle": handle,
-                        "files": {
-                            rel: {"size": r.size, "sha256": r.sha256}
-                            for rel, r in sorted(manifest.items())
-                        },
+                        "files": {rel: r.to_json() for rel, r in sorted(manifest.items())},
                     },
                     indent=1,
                 ),

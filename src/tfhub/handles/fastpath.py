@@ -141,52 +141,6 @@ def parse_files_manifest(data: bytes, *, handle: str, url: str) -> tuple[int, li
     return block_size, files
 
 
-class _FileHash:
-    """The whole file's sha256, computed in block order while the download goes on: each
-    verified block is handed in, and whenever the next block in order is there, it is read
-    back (from the page cache, just written) into the running hash. So the sha256 recorded in
-    the cache manifest is one that was checked, not taken on trust."""
-
-    def __init__(self, f: RemoteFile, path: Path, block_size: int) -> None:
-        self.file = f
-        self.path = path
-        self.block_size = block_size
-        self._done: set[int] = set()
-        self._cursor = 0
-        self._digest = hashlib.sha256()
-        self._lock = threading.Lock()
-
-    def verified(self, index: int) -> None:
-        with self._lock:
-            self._done.add(index)
-            if self._cursor not in self._done:
-                return
-            with open(self.path, "rb", buffering=0) as fh:
-                while self._cursor in self._done:
-                    self._done.discard(self._cursor)
-                    offset = self._cursor * self.block_size
-                    left = min(self.block_size, self.file.size - offset)
-                    while left:
-                        data = os.pread(fh.fileno(), min(_READ, left), offset)
-                        if not data:
-                            raise OSError(f"{self.path} is shorter than expected")
-                        self._digest.update(data)
-                        offset += len(data)
-                        left -= len(data)
-                    self._cursor += 1
-
-    def check(self, handle: str) -> None:
-        actual = self._digest.hexdigest()
-        if self._cursor != len(self.file.blocks) or actual != self.file.sha256:
-            raise ProtocolError(
-                f"{self.file.path} of {handle} has sha256 {actual}, but the server's manifest "
-                f"says {self.file.sha256} (its blocks matched: the manifest contradicts itself); "
-                "it is not installed. Tell the server's operator.",
-                handle=handle,
-                url=self.file.url,
-            )
-
-
 @dataclass
 class _Run:
     """Blocks ``first``..``last`` (inclusive) of one file, fetched by one request."""
@@ -194,7 +148,6 @@ class _Run:
     file: RemoteFile
     first: int
     last: int
-    hasher: _FileHash
 
 
 def download_files(
@@ -218,26 +171,23 @@ def download_files(
     """
     _prepare_partial(partial, files)
     runs: list[_Run] = []
-    hashers = []
     for f in files:
         target = partial / _FILES / f.path
         target.parent.mkdir(parents=True, exist_ok=True)
         existing = target.stat().st_size if target.exists() else None
         if existing != f.size:
             _allocate(target, f.size)
-        hasher = _FileHash(f, target, block_size)
-        hashers.append(hasher)
         missing = _missing_blocks(target, f, block_size) if existing == f.size else None
-        runs.extend(_split_runs(f, hasher, missing))
+        runs.extend(_split_runs(f, missing))
     _fetch_all(handle, block_size, runs, partial, on_bytes)
-    for hasher in hashers:
-        hasher.check(handle)
     manifest: Manifest = {}
     for f in files:
         target = dest / f.path
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(partial / _FILES / f.path, target)
-        manifest[f.path] = FileRecord(f.size, f.sha256)
+        # What was verified is recorded: the block hashes (the file's sha256 in the manifest
+        # was not recomputed; `tfhub cache verify` checks the blocks).
+        manifest[f.path] = FileRecord(f.size, None, block_size, f.blocks)
     shutil.rmtree(partial, ignore_errors=True)
     return manifest
 
@@ -287,20 +237,19 @@ def _missing_blocks(target: Path, f: RemoteFile, block_size: int) -> set[int]:
     return missing
 
 
-def _split_runs(f: RemoteFile, hasher: _FileHash, missing: set[int] | None) -> list[_Run]:
+def _split_runs(f: RemoteFile, missing: set[int] | None) -> list[_Run]:
     """The blocks to fetch (all, or the ``missing`` ones of a resumed file), consecutive ones
     in requests of at most ``_RUN_BLOCKS`` blocks (so that several connections share a large
-    file); blocks already good go straight to the file's hash."""
+    file)."""
     runs: list[_Run] = []
     for index in range(len(f.blocks)):
         if missing is not None and index not in missing:
-            hasher.verified(index)
             continue
         last = runs[-1] if runs else None
         if last is not None and index == last.last + 1 and last.last - last.first + 1 < _RUN_BLOCKS:
             last.last = index
         else:
-            runs.append(_Run(f, index, index, hasher))
+            runs.append(_Run(f, index, index))
     return runs
 
 
@@ -468,7 +417,6 @@ def _stream_blocks(
                     handle=handle,
                     url=f.url,
                 )
-            run.hasher.verified(index)
             index += 1
             run.first = index
             block_end = min(offset + block_size, f.size)
