@@ -88,22 +88,6 @@ def build_model(root: Path) -> Path:
     return model
 
 
-def start_our_server(root: Path) -> tuple[subprocess.Popen[str], str]:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tfhub.cli", "serve", str(root), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    line = proc.stdout.readline() if proc.stdout else ""
-    if " at http://" not in line:
-        proc.kill()
-        raise RuntimeError(f"tfhub serve did not start: {line}")
-    return proc, line.strip().rsplit(" at ", 1)[1]
-
-
 def _rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -203,10 +187,13 @@ def main() -> int:
     archive_mb = archive_size / 1e6
     sys.path.insert(0, str(REPO / "src"))
     from tfhub.server.client import publish_to_root
+    from tfhub.testing import start_hub_server
 
     publish_to_root(model, "pub/big/1", root=str(work / "hubroot"))
     nginx, port = start_nginx(work, work / "www")
-    server, server_url = start_our_server(work / "hubroot")
+    server, server_url = start_hub_server(
+        work / "hubroot", env={"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO / "src")}
+    )
     url = f"http://127.0.0.1:{port}/pub/big/1"
     fast_url = f"{server_url}/pub/big/1"
     runs = {  # name: (client, url, environment)

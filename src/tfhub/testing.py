@@ -12,7 +12,8 @@ which tests use to simulate broken or hostile servers. Every request is recorded
 ``server.requests`` as ``(method, path_with_query)``.
 
 It is deliberately small (whole tarballs built in memory): a stand-in for a real hub server,
-so that everything can be tried and tested on one machine.
+so that everything can be tried and tested on one machine. :func:`start_hub_server` runs the
+real one (``tfhub serve``) in a subprocess instead.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from __future__ import annotations
 import http.server
 import io
 import os
+import subprocess
+import sys
 import tarfile
 import threading
 import urllib.parse
@@ -29,7 +32,7 @@ from typing import Any
 
 from tfhub import protocol
 
-__all__ = ["HostingServer", "make_tarball", "respond", "send"]
+__all__ = ["HostingServer", "make_tarball", "respond", "send", "start_hub_server"]
 
 Route = str | os.PathLike[str] | Callable[[http.server.BaseHTTPRequestHandler], None]
 
@@ -170,3 +173,23 @@ class HostingServer:
             return sum(
                 1 for _, p in self.requests if urllib.parse.urlsplit(p).path.strip("/") == path
             )
+
+
+def start_hub_server(
+    root: str | os.PathLike[str], *, env: Mapping[str, str] | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    """Starts ``tfhub serve ROOT`` on 127.0.0.1 and a free port; returns the process and its
+    URL. The caller stops it (``proc.terminate()``)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tfhub.cli", "serve", os.fspath(root), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    line = proc.stdout.readline() if proc.stdout else ""
+    if " at http://" not in line:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"tfhub serve did not start: {line!r}")
+    return proc, line.strip().rsplit(" at ", 1)[1]

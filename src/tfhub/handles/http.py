@@ -19,7 +19,6 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import requests
 import urllib3
@@ -30,6 +29,7 @@ from tfhub.handles import cache, fastpath
 from tfhub.handles.archive import extract_tar_stream
 from tfhub.handles.cache import Manifest
 from tfhub.handles.transfer import PipelinedStream
+from tfhub.progress import byte_bar
 
 __all__ = [
     "HttpCompressedResolver",
@@ -204,21 +204,6 @@ def get(
             s.close()
 
 
-def _progress_bar(url: str, total: int | None) -> Any:
-    if not config.download_progress():
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=total,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        desc=f"Downloading {url}",
-        leave=False,
-    )
-
-
 class _ResumableBody:
     """A response body that, when the transfer breaks, continues with a range request from
     the byte where it stopped (when the server offers ranges and a validator), instead of
@@ -330,7 +315,7 @@ def download_archive(handle: str, url: str, dest: Path, *, partial: Path | None 
                 else:
                     return _unpack_response(handle, url, resp, dest)
             block_size, files = fastpath.parse_files_manifest(body, handle=handle, url=manifest_url)
-            bar = _progress_bar(handle, sum(f.size for f in files))
+            bar = byte_bar(f"Downloading {handle}", sum(f.size for f in files))
             try:
                 assert partial is not None
                 return fastpath.download_files(
@@ -367,7 +352,7 @@ _MAX_MANIFEST = 64 << 20
 def _unpack_response(handle: str, url: str, resp: requests.Response, dest: Path) -> Manifest:
     resp.raw.decode_content = True
     length = resp.headers.get("Content-Length")
-    bar = _progress_bar(handle, int(length) if length and length.isdigit() else None)
+    bar = byte_bar(f"Downloading {handle}", int(length) if length and length.isdigit() else None)
     body = _ResumableBody(resp, resp.url or url, handle)
     stream = PipelinedStream(body, on_bytes=bar.update if bar else None)
     try:

@@ -30,6 +30,7 @@ from typing import IO, Any
 import numpy as np
 
 from tfhub.errors import UsageError
+from tfhub.progress import byte_bar
 
 __all__ = ["EmbeddingTable", "iter_vector_chunks", "read_embedding_file"]
 
@@ -131,21 +132,6 @@ class _Sink:
     def close(self) -> None:
         self._vocab.close()
         self._vectors.close()
-
-
-def _progress_bar(path: Path, total: int, enabled: bool) -> Any:
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=total,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        desc=f"Reading {path.name}",
-        leave=False,
-    )
 
 
 def _parse_header(fields: list[bytes]) -> tuple[int, int] | None:
@@ -404,7 +390,7 @@ def read_embedding_file(
         raise UsageError(f"{source}: no such embedding file.")
     if binary is None:
         binary = file.suffix.lower() == ".bin"
-    bar = _progress_bar(file, file.stat().st_size, progress)
+    bar = byte_bar(f"Reading {file.name}", file.stat().st_size, enabled=progress)
     try:
         read = _read_binary if binary else _read_text
         return read(file, source, Path(scratch_dir), bar)
