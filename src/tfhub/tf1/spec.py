@@ -177,7 +177,7 @@ def create_module_spec(
                 module_fn(**dict(kwargs or {}))
             for name in drop_collections or ():
                 graph.clear_collection(name)
-            _check_collections(graph.get_all_collection_keys(), where="graph")
+            _check_collections(graph.get_all_collection_keys(), where="graph", graph=graph)
             if not recorder.signatures:
                 raise UsageError(
                     "No signatures present. Please call hub.add_signature(...) at least once in "
@@ -200,7 +200,7 @@ def create_module_spec(
     return ModuleSpec(variants, checkpoint_path=None)
 
 
-def _check_collections(keys: Iterable[Any], *, where: str) -> None:
+def _check_collections(keys: Iterable[Any], *, where: str, graph: Any = None) -> None:
     # Keys that are not strings, or start with "__", are Python-only bookkeeping of tf.compat.v1
     # (variable stores, scopes) that never reach the serialized graph.
     unsupported = sorted(
@@ -209,8 +209,15 @@ def _check_collections(keys: Iterable[Any], *, where: str) -> None:
         if isinstance(k, str) and not k.startswith("__") and k not in SUPPORTED_COLLECTIONS
     )
     if unsupported:
+        held = ""
+        if graph is not None:  # name what is in them: it tells where they came from
+            names = {
+                k: [getattr(item, "name", repr(item)) for item in graph.get_collection(k)][:5]
+                for k in unsupported
+            }
+            held = f" holding {names}"
         raise UsageError(
-            f"Unsupported collections in {where}: {unsupported}\n"
+            f"Unsupported collections in {where}: {unsupported}{held}\n"
             f"Use hub.create_module_spec(..., drop_collections={unsupported!r}) as appropriate."
         )
 
