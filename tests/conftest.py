@@ -67,7 +67,8 @@ def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A real S3-compatible server (moto's) on 127.0.0.1, with the AWS_* settings pointing at it."""
     import socket
 
-    moto_server = pytest.importorskip("moto.server")
+    from moto import server as moto_server
+
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

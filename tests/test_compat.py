@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
+import tensorflow_hub  # noqa: F401  (a test dependency: a missing one fails, never skips)
 
 import tfhub as hub
 from tests.conftest import run_python
-
-pytest.importorskip("tensorflow_hub", reason="tensorflow_hub is a test dependency")
 
 
 def test_cache_filled_by_tensorflow_hub_is_reused_offline(server, cache_dir, monkeypatch):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 
+import boto3
 import numpy as np
 import pytest
+import s3fs  # noqa: F401
 
 import tfhub as hub
 from tfhub.testing import make_tarball
-
-boto3 = pytest.importorskip("boto3")
-pytest.importorskip("s3fs")
 
 
 @pytest.fixture()

