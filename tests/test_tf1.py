@@ -357,3 +357,16 @@ def test_latest_module_exporter_as_keras_callback(tmp_path):
     exports = sorted(os.listdir(tmp_path / "exports"))
     assert len(exports) == 2
     assert os.path.isfile(tmp_path / "exports" / exports[-1] / "fruit" / "tfhub_module.pb")
+
+
+def test_an_empty_collection_is_not_an_unsupported_one():
+    """Asking a graph for a collection reference creates the key even if nothing is added;
+    such an empty collection holds nothing to export and must not be refused."""
+
+    def module_fn():
+        x = tf.compat.v1.placeholder(tf.float32, [None])
+        tf.compat.v1.get_collection_ref(tf.compat.v1.GraphKeys.LOCAL_VARIABLES)
+        hub.add_signature(inputs=x, outputs=x * 2.0)
+
+    spec = hub.create_module_spec(module_fn)
+    assert spec.get_signature_names() == ["default"]

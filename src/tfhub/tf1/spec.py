@@ -177,6 +177,11 @@ def create_module_spec(
                 module_fn(**dict(kwargs or {}))
             for name in drop_collections or ():
                 graph.clear_collection(name)
+            for name in graph.get_all_collection_keys():
+                # An empty collection (e.g. made by a get_collection_ref() that added nothing)
+                # holds nothing to export or lose.
+                if isinstance(name, str) and not graph.get_collection(name):
+                    graph.clear_collection(name)
             _check_collections(graph.get_all_collection_keys(), where="graph", graph=graph)
             if not recorder.signatures:
                 raise UsageError(
