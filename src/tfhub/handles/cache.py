@@ -10,7 +10,8 @@ either library reuses the other's downloads::
     <sha1(handle)>.partial/          tfhub only: blocks of an interrupted fast-path download
 
 tfhub adds one sibling file, ``<sha1(handle)>.manifest.json``, listing every file of the
-entry with its size and sha256. An entry is used only if it passes :func:`check_entry`:
+entry with its size and sha256 (or, for files that came by the fast path, the sha256 of each
+block, as verified during the download). An entry is used only if it passes :func:`check_entry`:
 with a manifest every file must exist with its recorded size; without one (an entry written
 by ``tensorflow_hub``) it must at least hold a model file and every variables shard its index
 names. Anything else is treated as missing and downloaded again.
