@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -27,6 +25,7 @@ import keras
 import tensorflow as tf
 
 from tfhub.errors import UsageError
+from tfhub.staging import check_new_directory, staged_directory
 
 __all__ = ["export_keras"]
 
@@ -121,13 +120,7 @@ def _check_target(path: str | os.PathLike[str]) -> str:
             f"export_keras() writes to a local directory, got {target!r}; export locally, then "
             "copy the directory (or publish it with `tfhub publish`)."
         )
-    target = os.path.abspath(target)
-    if os.path.lexists(target) and not (os.path.isdir(target) and not os.listdir(target)):
-        raise UsageError(
-            f"{target} already exists and is not an empty directory; export_keras() never "
-            "overwrites a model. Remove it or choose another path.",
-            handle=target,
-        )
+    return str(check_new_directory(target))
     return target
 
 
@@ -341,23 +334,8 @@ def _build(layer: Any, spec: Any) -> tuple[_ReusableSavedModel, Any]:
 
 
 def _write(module: _ReusableSavedModel, target: str, signatures: dict[str, Any]) -> None:
-    parent = os.path.dirname(target)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.tmp-", dir=parent)
-    try:
-        os.chmod(tmp, 0o755)  # mkdtemp's 0o700 would make the published model private
+    with staged_directory(target) as tmp:
         try:
-            tf.saved_model.save(module, tmp, signatures=signatures)
+            tf.saved_model.save(module, str(tmp), signatures=signatures)
         except (ValueError, TypeError, AssertionError) as exc:
             raise UsageError(f"Could not write the SavedModel: {exc}", handle=target) from exc
-        try:
-            os.replace(tmp, target)  # also replaces an empty directory
-        except OSError as exc:
-            raise UsageError(
-                f"Could not move the export into place at {target} ({exc}); it must not exist "
-                "or be an empty directory.",
-                handle=target,
-            ) from exc
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)

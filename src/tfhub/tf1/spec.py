@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from google.protobuf.message import DecodeError
 from tfhub import protocol
 from tfhub.errors import NotAModelError, UsageError
 from tfhub.handles.resolve import resolve
+from tfhub.staging import staged_directory
 from tfhub.tf1 import protos
 from tfhub.tf1.tensor_info import ParsedTensorInfo, build_tensor_info, parse_tensor_infos
 
@@ -386,30 +386,23 @@ class ModuleSpec:
         target = Path(path)
         if (target / protocol.TF1_MODULE_PB).exists():
             raise UsageError(f"{target} already holds a module; export into a new directory.")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         try:
-            tmp.mkdir()
-            saved_model = protos.SavedModelFile()
-            for tags in self.get_tags():
-                meta = v1.MetaGraphDef()
-                meta.CopyFrom(self._variants[tags])
-                _pack_assets(meta, tmp / "assets")
-                saved_model.meta_graphs.append(meta.SerializeToString())
-            (tmp / protocol.SAVED_MODEL_PB).write_bytes(saved_model.SerializeToString())
-            if save_variables is not None:
-                (tmp / "variables").mkdir()
-                save_variables(str(tmp / "variables" / "variables"))
-            (tmp / protocol.TF1_MODULE_PB).write_bytes(
-                protos.ModuleDef(format=protos.FORMAT_V3).SerializeToString()
-            )
-            if target.exists():
-                target.rmdir()  # only an empty directory may be replaced
-            os.replace(tmp, target)
+            with staged_directory(target) as tmp:
+                saved_model = protos.SavedModelFile()
+                for tags in self.get_tags():
+                    meta = v1.MetaGraphDef()
+                    meta.CopyFrom(self._variants[tags])
+                    _pack_assets(meta, tmp / "assets")
+                    saved_model.meta_graphs.append(meta.SerializeToString())
+                (tmp / protocol.SAVED_MODEL_PB).write_bytes(saved_model.SerializeToString())
+                if save_variables is not None:
+                    (tmp / "variables").mkdir()
+                    save_variables(str(tmp / "variables" / "variables"))
+                (tmp / protocol.TF1_MODULE_PB).write_bytes(
+                    protos.ModuleDef(format=protos.FORMAT_V3).SerializeToString()
+                )
         except OSError as exc:
             raise UsageError(f"Cannot export the module to {target}: {exc}") from exc
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------

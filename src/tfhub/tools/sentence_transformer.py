@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 import time
 
-from tfhub.errors import UsageError
+from tfhub.staging import check_new_directory, staged_directory
 
 __all__ = ["import_sentence_transformer"]
 
@@ -41,17 +39,6 @@ logger = logging.getLogger(__name__)
 PREPROCESSOR = "preprocessor"
 ENCODER = "encoder"
 SENTENCE_EMBEDDING = "sentence_embedding"
-
-
-def _check_export_dir(export_dir: str) -> None:
-    if os.path.lexists(export_dir) and not (
-        os.path.isdir(export_dir) and not os.listdir(export_dir)
-    ):
-        raise UsageError(
-            f"The export directory {export_dir} already exists and is not empty. Choose a new "
-            "directory, or remove this one first.",
-            handle=export_dir,
-        )
 
 
 def import_sentence_transformer(
@@ -100,29 +87,19 @@ def import_sentence_transformer(
     """
     model_dir = os.fspath(model_dir)
     export_dir = os.fspath(export_dir)
-    _check_export_dir(export_dir)
+    check_new_directory(export_dir)
     from tfhub.tools._bert.checkpoint import read_checkpoint
 
     started = time.monotonic()
     checkpoint = read_checkpoint(model_dir)
     from tfhub.tools._bert.export import save_models
 
-    parent = os.path.dirname(os.path.abspath(export_dir))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(export_dir) or 'export'}.", dir=parent)
-    try:
+    with staged_directory(export_dir) as staging:
         save_models(
             checkpoint,
-            preprocessor_dir=os.path.join(staging, PREPROCESSOR),
-            encoder_dir=os.path.join(staging, ENCODER),
-            sentence_embedding_dir=os.path.join(staging, SENTENCE_EMBEDDING),
+            preprocessor_dir=str(staging / PREPROCESSOR),
+            encoder_dir=str(staging / ENCODER),
+            sentence_embedding_dir=str(staging / SENTENCE_EMBEDDING),
         )
-        _check_export_dir(export_dir)
-        if os.path.isdir(export_dir):
-            os.rmdir(export_dir)  # empty (checked): os.replace needs it gone or empty
-        os.replace(staging, export_dir)
-    finally:
-        if os.path.isdir(staging):
-            shutil.rmtree(staging, ignore_errors=True)
     logger.info("Converted %s into %s in %.1f s", model_dir, export_dir, time.monotonic() - started)
     return export_dir

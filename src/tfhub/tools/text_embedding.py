@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
+import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -56,6 +56,7 @@ from typing import Any, Literal
 
 from tfhub import config
 from tfhub.errors import HubError, UsageError
+from tfhub.staging import check_new_directory, staged_directory
 from tfhub.tools.embedding_file import EmbeddingTable, iter_vector_chunks, read_embedding_file
 
 __all__ = ["SEPARATORS", "export_text_embedding"]
@@ -311,16 +312,6 @@ def _write_checkpoint(table_data: EmbeddingTable, num_oov_buckets: int) -> str:
 # The entry point
 
 
-def _check_target(target: Path) -> None:
-    if target.is_dir():
-        if any(target.iterdir()):
-            raise UsageError(
-                f"Export directory {target} already exists and is not empty; choose a new one."
-            )
-    elif target.exists():
-        raise UsageError(f"Export path {target} exists and is not a directory.")
-
-
 def export_text_embedding(
     embedding_file: str | os.PathLike[str],
     export_dir: str | os.PathLike[str],
@@ -372,46 +363,30 @@ def export_text_embedding(
     source = Path(embedding_file)
     if not source.is_file():
         raise UsageError(f"{source}: no such embedding file.")
-    target = Path(os.path.abspath(export_dir))  # abspath: "." has no name to put a temp beside
-    _check_target(target)
+    target = check_new_directory(export_dir)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        work = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        work.mkdir()
-    except OSError as exc:
-        raise UsageError(f"Cannot create the export directory {target}: {exc}") from exc
-    try:
-        scratch = work / "scratch"
-        scratch.mkdir()
-        table_data = read_embedding_file(
-            source,
-            scratch,
-            binary=True if binary else None,
-            progress=config.download_progress(),
-        )
-        out = work / "module"
-        export = _export_tf2 if format == "tf2" else _export_tf1
-        export(
-            table_data,
-            out,
-            num_oov_buckets=num_oov_buckets,
-            preprocessing=preprocessing,
-            lowercase=lowercase,
-        )
-        _check_target(target)  # nobody wrote into it meanwhile
-        try:
-            os.replace(out, target)  # POSIX replaces an empty directory
-        except OSError:
-            if not target.is_dir():
-                raise
-            target.rmdir()  # Windows does not; rmdir refuses if it is no longer empty
-            os.replace(out, target)
+        with (
+            staged_directory(target) as out,
+            tempfile.TemporaryDirectory(prefix=f".{target.name}.", dir=target.parent) as scratch,
+        ):
+            table_data = read_embedding_file(
+                source,
+                Path(scratch),
+                binary=True if binary else None,
+                progress=config.download_progress(),
+            )
+            export = _export_tf2 if format == "tf2" else _export_tf1
+            export(
+                table_data,
+                out,
+                num_oov_buckets=num_oov_buckets,
+                preprocessing=preprocessing,
+                lowercase=lowercase,
+            )
     except HubError:
         raise
     except OSError as exc:
         raise UsageError(f"Cannot export the module to {target}: {exc}") from exc
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     logger.info(
         "Exported %d tokens x %d dims (+%d OOV buckets) from %s to %s (%s).",
         table_data.vocab_size,
