@@ -175,7 +175,7 @@ def verify_entry(entry: Path) -> list[str]:
                 if digest != record.sha256:
                     problems.append(f"{rel} has sha256 {digest}, expected {record.sha256}")
             elif record.blocks is not None and record.block_size:
-                bad = _bad_blocks(path, record.block_size, record.blocks)
+                bad = bad_blocks(path, record.block_size, record.blocks)
                 if bad:
                     problems.append(
                         f"{rel} has {len(bad)} altered block(s), the first at byte "
@@ -194,7 +194,9 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _bad_blocks(path: Path, block_size: int, blocks: tuple[str, ...]) -> list[int]:
+def bad_blocks(path: str | os.PathLike[str], block_size: int, blocks: tuple[str, ...]) -> list[int]:
+    """Indexes of the ``block_size`` blocks of ``path`` whose sha256 is not the expected one
+    (a short file fails its missing blocks)."""
     bad = []
     with open(path, "rb") as f:
         for index, expected in enumerate(blocks):

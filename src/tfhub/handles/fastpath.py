@@ -37,7 +37,7 @@ import requests
 from tfhub import config, protocol
 from tfhub.errors import ArchiveError, ArchiveTooLargeError, DownloadError, ProtocolError
 from tfhub.handles.archive import safe_member_path
-from tfhub.handles.cache import FileRecord, Manifest
+from tfhub.handles.cache import FileRecord, Manifest, bad_blocks
 
 __all__ = ["RemoteFile", "download_files", "parse_files_manifest"]
 
@@ -177,7 +177,8 @@ def download_files(
         existing = target.stat().st_size if target.exists() else None
         if existing != f.size:
             _allocate(target, f.size)
-        missing = _missing_blocks(target, f, block_size) if existing == f.size else None
+        # A resumed file keeps the blocks that already match.
+        missing = set(bad_blocks(target, block_size, f.blocks)) if existing == f.size else None
         runs.extend(_split_runs(f, missing))
     _fetch_all(handle, block_size, runs, partial, on_bytes)
     manifest: Manifest = {}
@@ -220,21 +221,6 @@ def _prepare_partial(partial: Path, files: list[RemoteFile]) -> None:
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     state.write_text(wanted, "utf8")
-
-
-def _missing_blocks(target: Path, f: RemoteFile, block_size: int) -> set[int]:
-    """Indexes of the blocks of a resumed ``target`` that do not match the manifest."""
-    missing = set()
-    with open(target, "rb") as fh:
-        for index, expected in enumerate(f.blocks):
-            digest = hashlib.sha256()
-            left = min(block_size, f.size - index * block_size)
-            while left and (data := fh.read(min(_READ, left))):
-                digest.update(data)
-                left -= len(data)
-            if left or digest.hexdigest() != expected:
-                missing.add(index)
-    return missing
 
 
 def _split_runs(f: RemoteFile, missing: set[int] | None) -> list[_Run]:
