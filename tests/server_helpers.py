@@ -58,6 +58,14 @@ class HubServer:
     def logs(self) -> str:
         return "".join(getattr(self, "_stderr", []))
 
+    def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
+        """The logs once they contain ``text`` (they arrive through a pipe, a little after the
+        response), or as they are after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while text not in self.logs() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.logs()
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()

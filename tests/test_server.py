@@ -243,7 +243,7 @@ def test_json_api_pages_and_openapi(server, models):
     spec = requests.get(f"{server.url}/openapi.json", timeout=30).json()
     assert "/api/models" in spec["paths"] and "put" in spec["paths"]["/api/models/{path}"]
     assert requests.get(f"{server.url}/nobody/nothing/1", timeout=30).status_code == 404
-    logs = server.logs()
+    logs = server.wait_for_log("GET /nobody/nothing/1 404")
     assert "tfhub.server.access: POST /api/models/test/mul/1 201" in logs
     assert "GET /nobody/nothing/1 404" in logs
 
