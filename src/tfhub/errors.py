@@ -9,6 +9,7 @@ Every error derives from :class:`HubError` and also from the built-in exception 
     ├── ConfigError(HubError, ValueError)             bad value in a TFHUB_* environment variable
     ├── NotAModelError(HubError, ValueError)          directory holds no SavedModel / Hub module
     ├── UsageError(HubError, ValueError)              arguments that do not fit together
+    ├── CommonSignatureError(HubError, ValueError)    a model lacks a claimed common signature
     ├── ModelNotFoundError(HubError, FileNotFoundError) local path or remote model missing
     │   └── OfflineError                               TFHUB_OFFLINE=1 and the handle is not cached
     ├── DownloadError(HubError, ConnectionError)      network failure, HTTP error status
@@ -24,10 +25,14 @@ says what to do about it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 __all__ = [
     "ArchiveError",
     "ArchiveTooLargeError",
     "CacheError",
+    "CommonSignatureError",
     "ConfigError",
     "DownloadError",
     "HubError",
@@ -120,3 +125,39 @@ class ArchiveTooLargeError(ArchiveError):
 
 class CacheError(HubError, OSError):
     """The cache directory cannot be used."""
+
+
+class CommonSignatureError(HubError, ValueError):
+    """A model does not implement the common signature it is said to implement.
+
+    Attributes:
+        signature: the common signature, e.g. ``"text-embedding"``.
+        problems: what is wrong, one line per entry point (``__call__``, a signature).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        signature: str,
+        problems: Iterable[str] = (),
+        handle: str | None = None,
+    ) -> None:
+        super().__init__(message, handle=handle)
+        self.signature = signature
+        self.problems = list(problems)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The keyword-only arguments are not in self.args: rebuild through a helper.
+        return _rebuild_common_signature_error, (
+            str(self),
+            self.signature,
+            self.problems,
+            self.handle,
+        )
+
+
+def _rebuild_common_signature_error(
+    message: str, signature: str, problems: list[str], handle: str | None
+) -> CommonSignatureError:
+    return CommonSignatureError(message, signature=signature, problems=problems, handle=handle)

@@ -35,10 +35,31 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from tfhub.errors import HubError, UsageError
+from tfhub.describe import describe
+from tfhub.errors import CommonSignatureError, UsageError
+from tfhub.signatures.checks import (
+    CHECKS,
+    TF1_SIGNATURES,
+    family_of,
+    image_names,
+    module_types,
+    public_details,
+    run,
+)
+from tfhub.signatures.results import (
+    BERT_ENCODER,
+    BERT_INPUT_NAMES,
+    BERT_PREPROCESSOR,
+    COMMON_SIGNATURES,
+    IMAGE_CLASSIFICATION,
+    IMAGE_FEATURE_VECTOR,
+    TEXT_EMBEDDING,
+    CommonSignatureMatch,
+    CommonSignatureMiss,
+    CommonSignatures,
+)
 
 __all__ = [
     "BERT_ENCODER",
@@ -62,20 +83,6 @@ __all__ = [
     "validate_text_embedding",
 ]
 
-IMAGE_FEATURE_VECTOR = "image-feature-vector"
-IMAGE_CLASSIFICATION = "image-classification"
-TEXT_EMBEDDING = "text-embedding"
-BERT_ENCODER = "bert-encoder"
-BERT_PREPROCESSOR = "bert-preprocessor"
-COMMON_SIGNATURES = (
-    IMAGE_FEATURE_VECTOR,
-    IMAGE_CLASSIFICATION,
-    TEXT_EMBEDDING,
-    BERT_ENCODER,
-    BERT_PREPROCESSOR,
-)
-BERT_INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
-
 _EXPECTED = {
     IMAGE_FEATURE_VECTOR: "float32 images [batch, height, width, 3] → float32 [batch, N]",
     IMAGE_CLASSIFICATION: "float32 images [batch, height, width, 3] → float32 logits [batch, N]",
@@ -90,515 +97,6 @@ _EXPECTED = {
         "input_type_ids"
     ),
 }
-
-# TF1 Hub modules: the signatures where each common signature may live.
-_TF1_SIGNATURES = {
-    IMAGE_FEATURE_VECTOR: ("default", "image_feature_vector", "image_classification"),
-    TEXT_EMBEDDING: ("default",),
-    BERT_ENCODER: ("default",),
-    BERT_PREPROCESSOR: ("default",),
-}
-_TF1_IMAGE_NAMES = {
-    "image_feature_vector": IMAGE_FEATURE_VECTOR,
-    "image_classification": IMAGE_CLASSIFICATION,
-}
-_SERVING_DEFAULT = "serving_default"
-
-
-class CommonSignatureError(HubError, ValueError):
-    """A model does not implement the common signature it is said to implement.
-
-    Attributes:
-        signature: the common signature, e.g. ``"text-embedding"``.
-        problems: what is wrong, one line per entry point (``__call__``, a signature).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        signature: str,
-        problems: Iterable[str] = (),
-        handle: str | None = None,
-    ) -> None:
-        super().__init__(message, handle=handle)
-        self.signature = signature
-        self.problems = list(problems)
-
-
-@dataclass(frozen=True)
-class CommonSignatureMatch:
-    """A common signature the model implements.
-
-    Attributes:
-        name: e.g. ``"image-feature-vector"``.
-        where: the entry point that implements it: ``"__call__"``, ``"signature
-            'serving_default'"``, ``"signature 'default' (tags [])"``.
-        details: sizes read from the shapes: ``height``/``width``/``num_features`` or
-            ``num_classes``, ``dim``, ``seq_length``/``width`` (``None`` when not fixed).
-        note: a caveat, e.g. that two common signatures share the interface.
-    """
-
-    name: str
-    where: str
-    details: Mapping[str, Any] = field(default_factory=dict)
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class CommonSignatureMiss:
-    """An entry point that looks like a common signature but does not follow it.
-
-    Attributes:
-        name: the common signature it almost implements.
-        where: the entry point.
-        problems: what differs from the common signature.
-    """
-
-    name: str
-    where: str
-    problems: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class CommonSignatures:
-    """What :func:`find_common_signatures` found."""
-
-    matches: tuple[CommonSignatureMatch, ...] = ()
-    near_misses: tuple[CommonSignatureMiss, ...] = ()
-
-    @property
-    def implements(self) -> list[str]:
-        """The names of the implemented common signatures, in ``COMMON_SIGNATURES`` order."""
-        names = {m.name for m in self.matches}
-        return [n for n in COMMON_SIGNATURES if n in names]
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-serializable dict (the ``common_signatures`` key of ``tfhub inspect``)."""
-        return {
-            "implements": self.implements,
-            "matches": [
-                {"name": m.name, "where": m.where, "details": dict(m.details), "note": m.note}
-                for m in self.matches
-            ],
-            "near_misses": [
-                {"name": m.name, "where": m.where, "problems": list(m.problems)}
-                for m in self.near_misses
-            ],
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> CommonSignatures:
-        """The inverse of :meth:`to_json`."""
-        return cls(
-            matches=tuple(
-                CommonSignatureMatch(
-                    m["name"], m["where"], dict(m.get("details") or {}), m.get("note", "")
-                )
-                for m in data.get("matches", [])
-            ),
-            near_misses=tuple(
-                CommonSignatureMiss(m["name"], m["where"], tuple(m["problems"]))
-                for m in data.get("near_misses", [])
-            ),
-        )
-
-
-# -- describing a model ------------------------------------------------------------------------
-
-
-def describe(model: Any) -> dict[str, Any]:
-    """The description of ``model`` (the structure of :func:`~tfhub.tools.inspect.inspect_model`).
-
-    Args:
-        model: a description (returned as is), a path or URL, an object from ``hub.load`` (TF2
-            or TF1 Hub format), a ``hub.Module`` or a :class:`~tfhub.ModuleSpec`.
-
-    Returns:
-        A dict with ``format``, ``variants`` (their ``signatures``) and, for TF2, ``call``.
-
-    Raises:
-        UsageError: ``model`` is none of these.
-        Any error of :func:`tfhub.resolve` or :func:`~tfhub.tools.inspect.inspect_model`.
-    """
-    if isinstance(model, Mapping):
-        if "format" not in model or "variants" not in model:
-            raise UsageError(
-                "A model description needs 'format' and 'variants' (as `tfhub inspect --json` "
-                f"prints); got keys {sorted(model)}."
-            )
-        return dict(model)
-    if isinstance(model, str | os.PathLike):
-        from tfhub.handles.resolve import resolve
-        from tfhub.tools.inspect import inspect_model
-
-        return inspect_model(resolve(os.fspath(model)))
-    from tfhub.tools import inspect as inspect_tool
-
-    spec = _module_spec_of(model)
-    if spec is not None:
-        return inspect_tool.describe_module_spec(spec)
-    if hasattr(model, "signatures"):
-        return inspect_tool.describe_saved_model_object(model)
-    raise UsageError(
-        "Expected a model description, a path or URL, a loaded SavedModel, a hub.Module or a "
-        f"hub.ModuleSpec; got {type(model).__name__}."
-    )
-
-
-def _module_spec_of(model: Any) -> Any:
-    from tfhub.tf1.spec import ModuleSpec
-
-    if isinstance(model, ModuleSpec):
-        return model
-    # hub.Module and the TF1 object of hub.load keep the spec they were made from.
-    spec = getattr(model, "_spec", None)
-    return spec if isinstance(spec, ModuleSpec) else None
-
-
-@dataclass(frozen=True)
-class _Entry:
-    """One way into the model: a (group of) ``__call__`` trace(s) or a signature."""
-
-    where: str
-    inputs: Mapping[str, Any]
-    outputs: Mapping[str, Any]
-    kind: str  # "call", "signature" (TF2) or "tf1"
-    signature: str = ""
-    input_structure: str = "dict"
-    output_structure: str = "dict"
-
-
-def _entries(description: Mapping[str, Any]) -> list[_Entry]:
-    variants = list(description.get("variants") or [])
-    if description.get("format") == "hub":
-        # The inference variant (empty tag set) is the one consumers call.
-        variant = next((v for v in variants if not v.get("tags")), variants[0] if variants else {})
-        tags = variant.get("tags", [])
-        return [
-            _Entry(f"signature {name!r} (tags {tags})", sig["inputs"], sig["outputs"], "tf1", name)
-            for name, sig in sorted((variant.get("signatures") or {}).items())
-        ]
-    entries = [
-        _Entry(
-            "__call__",
-            trace["inputs"],
-            trace["outputs"],
-            "call",
-            input_structure=trace.get("input_structure", "tensor"),
-            output_structure=trace.get("output_structure", "tensor"),
-        )
-        for trace in description.get("call") or []
-    ]
-    for variant in variants:
-        sig = (variant.get("signatures") or {}).get(_SERVING_DEFAULT)
-        if sig is not None:
-            where = f"signature {_SERVING_DEFAULT!r}"
-            entries.append(
-                _Entry(where, sig["inputs"], sig["outputs"], "signature", _SERVING_DEFAULT)
-            )
-            break
-    return entries
-
-
-# -- checks of one entry -------------------------------------------------------------------------
-
-
-def _shape_text(spec: Mapping[str, Any]) -> str:
-    shape = spec.get("shape")
-    return "[unknown rank]" if shape is None else str(shape)
-
-
-def _spec_text(spec: Mapping[str, Any]) -> str:
-    kind = "" if spec.get("kind", "dense") == "dense" else f" {spec['kind']}"
-    return f"{spec['dtype']} {_shape_text(spec)}{kind}"
-
-
-def _check_spec(
-    what: str, spec: Mapping[str, Any], dtype: str, rank: int, expected: str
-) -> list[str]:
-    """Problems of a dense tensor that should be ``dtype`` with ``rank`` and any batch size."""
-    shape = spec.get("shape")
-    if (
-        spec.get("kind", "dense") != "dense"
-        or spec.get("dtype") != dtype
-        or shape is None
-        or len(shape) != rank
-    ):
-        return [f"{what} is {_spec_text(spec)}, expected {expected}"]
-    if shape[0] is not None:
-        return [f"{what} has a fixed batch size {shape[0]}, expected {expected} (batch: None)"]
-    return []
-
-
-def _only_input(entry: _Entry, expected: str, *, name: str | None = None) -> tuple[Any, list[str]]:
-    """The spec of the entry's single input (named ``name`` in TF1 signatures)."""
-    if entry.kind == "call":
-        if entry.input_structure != "tensor":
-            return None, [
-                f"__call__ takes a {entry.input_structure} ({', '.join(sorted(entry.inputs))}), "
-                f"expected one tensor: {expected}"
-            ]
-        return next(iter(entry.inputs.values())), []
-    keys = sorted(entry.inputs)
-    if entry.kind == "tf1" and name is not None:
-        if name not in entry.inputs:
-            return None, [f"has no input {name!r} (inputs: {keys}), expected {name}: {expected}"]
-        extra = [k for k in keys if k != name]
-        if extra:
-            return None, [f"has inputs {extra} besides {name!r}; expected only {name}"]
-        return entry.inputs[name], []
-    if len(keys) != 1:
-        return None, [f"has {len(keys)} inputs {keys}, expected one: {expected}"]
-    return entry.inputs[keys[0]], []
-
-
-def _output(entry: _Entry, expected: str) -> tuple[str, Any, list[str]]:
-    """The (name, spec) of the entry's main output: its only tensor, or ``default``."""
-    if entry.kind == "call" and entry.output_structure == "tensor":
-        name = next(iter(entry.outputs))
-        return name, entry.outputs[name], []
-    if "default" in entry.outputs:
-        return "default", entry.outputs["default"], []
-    if entry.kind == "signature" and len(entry.outputs) == 1:
-        name = next(iter(entry.outputs))
-        return name, entry.outputs[name], []
-    outputs = sorted(entry.outputs)
-    return "", None, [f"has no output 'default' (outputs: {outputs}), expected default: {expected}"]
-
-
-def _dim(spec: Mapping[str, Any], index: int) -> int | None:
-    shape = spec.get("shape") or []
-    return shape[index] if -len(shape) <= index < len(shape) else None
-
-
-def _mismatch(what: str, actual: int | None, expected: int | None) -> list[str]:
-    if expected is not None and actual is not None and actual != expected:
-        return [f"{what} is {actual}, expected {expected}"]
-    return []
-
-
-@dataclass(frozen=True)
-class _Result:
-    problems: list[str]
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-def _check_image(entry: _Entry, expected: Mapping[str, Any]) -> _Result:
-    images = "images: float32 [batch, height, width, 3]"
-    spec, problems = _only_input(entry, images, name="images")
-    details: dict[str, Any] = {}
-    if spec is not None:
-        what = "input 'images'" if entry.kind == "tf1" else "the input"
-        found = _check_spec(what, spec, "float32", 4, "float32 [batch, height, width, 3]")
-        problems += found
-        if not found:
-            if _dim(spec, 3) != 3:
-                problems.append(f"{what} is {_spec_text(spec)}, expected 3 (RGB) channels")
-            details["height"], details["width"] = _dim(spec, 1), _dim(spec, 2)
-            size = expected.get("image_size")
-            if size is not None:
-                problems += _mismatch(f"{what}'s height", details["height"], size[0])
-                problems += _mismatch(f"{what}'s width", details["width"], size[1])
-    name, out, out_problems = _output(entry, "float32 [batch, N]")
-    problems += out_problems
-    if out is not None:
-        found = _check_spec(f"output {name!r}", out, "float32", 2, "float32 [batch, N]")
-        problems += found
-        if not found:
-            # Relabelled num_features or num_classes by _image_details().
-            details["n"] = _dim(out, 1)
-            label = expected.get("label", "N")
-            problems += _mismatch(f"output {name!r}'s {label}", details["n"], expected.get("n"))
-    return _Result(problems, details)
-
-
-def _details(name: str, details: Mapping[str, Any]) -> dict[str, Any]:
-    result = {k: v for k, v in details.items() if k != "n"}
-    if "n" in details:
-        result["num_classes" if name == IMAGE_CLASSIFICATION else "num_features"] = details["n"]
-    return result
-
-
-def _check_text_embedding(entry: _Entry, expected: Mapping[str, Any]) -> _Result:
-    spec, problems = _only_input(entry, "string [batch]")
-    if spec is not None:
-        problems += _check_spec("the input", spec, "string", 1, "string [batch]")
-    name, out, out_problems = _output(entry, "float32 [batch, dim]")
-    problems += out_problems
-    details: dict[str, Any] = {}
-    if out is not None:
-        found = _check_spec(f"output {name!r}", out, "float32", 2, "float32 [batch, dim]")
-        problems += found
-        if not found:
-            details["dim"] = _dim(out, 1)
-            problems += _mismatch(f"output {name!r}'s dim", details["dim"], expected.get("dim"))
-    return _Result(problems, details)
-
-
-def _check_bert_tensors(
-    specs: Mapping[str, Any], what: str, expected: Mapping[str, Any]
-) -> tuple[list[str], int | None]:
-    """Problems of the three int32 [batch, seq_length] tensors, and their seq_length."""
-    problems = []
-    missing = [n for n in BERT_INPUT_NAMES if n not in specs]
-    if missing:
-        problems.append(
-            f"has no {what} {missing} ({what}s: {sorted(specs)}), expected int32 "
-            "[batch, seq_length] input_word_ids, input_mask, input_type_ids"
-        )
-    lengths = set()
-    for key in BERT_INPUT_NAMES:
-        if key in specs:
-            found = _check_spec(
-                f"{what} {key!r}", specs[key], "int32", 2, "int32 [batch, seq_length]"
-            )
-            problems += found
-            if not found:
-                lengths.add(_dim(specs[key], 1))
-    if len(lengths) > 1:
-        problems.append(f"the {what}s have different seq_length: {sorted(lengths, key=str)}")
-    seq_length = next(iter(lengths)) if len(lengths) == 1 else None
-    problems += _mismatch(f"the {what}s' seq_length", seq_length, expected.get("seq_length"))
-    return problems, seq_length
-
-
-def _check_bert_encoder(entry: _Entry, expected: Mapping[str, Any]) -> _Result:
-    problems = []
-    if entry.kind == "call" and entry.input_structure != "dict":
-        problems.append(
-            f"__call__ takes a {entry.input_structure}, expected a dict of int32 [batch, "
-            "seq_length] input_word_ids, input_mask, input_type_ids"
-        )
-    extra = sorted(set(entry.inputs) - set(BERT_INPUT_NAMES))
-    if extra:
-        problems.append(f"has inputs {extra} besides {list(BERT_INPUT_NAMES)}")
-    found, seq_length = _check_bert_tensors(entry.inputs, "input", expected)
-    problems += found
-    if entry.kind == "call" and entry.output_structure != "dict":
-        problems.append(
-            f"__call__ returns a {entry.output_structure}, expected a dict with pooled_output, "
-            "sequence_output and default"
-        )
-    outputs = entry.outputs
-    expected_shapes = {
-        "pooled_output": (2, "float32 [batch, width]"),
-        "sequence_output": (3, "float32 [batch, seq_length, width]"),
-        "default": (2, "float32 [batch, width] (= pooled_output)"),
-    }
-    good = {}
-    for key, (rank, text) in expected_shapes.items():
-        if key not in outputs:
-            problems.append(f"has no output {key!r} (outputs: {sorted(outputs)}), expected {text}")
-            continue
-        spec_problems = _check_spec(f"output {key!r}", outputs[key], "float32", rank, text)
-        problems += spec_problems
-        if not spec_problems:
-            good[key] = outputs[key]
-    width = _dim(good["pooled_output"], 1) if "pooled_output" in good else None
-    if "sequence_output" in good:
-        problems += _mismatch("sequence_output's width", _dim(good["sequence_output"], 2), width)
-        problems += _mismatch(
-            "sequence_output's seq_length", _dim(good["sequence_output"], 1), seq_length
-        )
-    if "default" in good:
-        problems += _mismatch("output 'default''s width", _dim(good["default"], 1), width)
-    problems += _mismatch("pooled_output's width", width, expected.get("width"))
-    return _Result(problems, {"seq_length": seq_length, "width": width})
-
-
-def _check_bert_preprocessor(entry: _Entry, expected: Mapping[str, Any]) -> _Result:
-    spec, problems = _only_input(entry, "string [batch]")
-    if spec is not None:
-        problems += _check_spec("the input", spec, "string", 1, "string [batch]")
-    if entry.kind == "call" and entry.output_structure != "dict":
-        problems.append(
-            f"__call__ returns a {entry.output_structure}, expected a dict of int32 "
-            "input_word_ids, input_mask, input_type_ids"
-        )
-    found, seq_length = _check_bert_tensors(entry.outputs, "output", expected)
-    return _Result(problems + found, {"seq_length": seq_length})
-
-
-# Whether an entry looks enough like a common signature that a failed check is worth a reason.
-
-
-def _looks_like_image(entry: _Entry) -> bool:
-    return "images" in entry.inputs or any(
-        s.get("shape") is not None and len(s["shape"]) == 4 for s in entry.inputs.values()
-    )
-
-
-def _string_input(entry: _Entry) -> bool:
-    return any(s.get("dtype") == "string" for s in entry.inputs.values())
-
-
-def _looks_like_text_embedding(entry: _Entry) -> bool:
-    return _string_input(entry) and not set(BERT_INPUT_NAMES) & set(entry.outputs)
-
-
-def _looks_like_bert_encoder(entry: _Entry) -> bool:
-    return bool(set(BERT_INPUT_NAMES) & set(entry.inputs))
-
-
-def _looks_like_bert_preprocessor(entry: _Entry) -> bool:
-    return _string_input(entry) and bool(set(BERT_INPUT_NAMES) & set(entry.outputs))
-
-
-_Check = Callable[[_Entry, Mapping[str, Any]], _Result]
-_CHECKS: dict[str, tuple[_Check, Callable[[_Entry], bool]]] = {
-    IMAGE_FEATURE_VECTOR: (_check_image, _looks_like_image),
-    TEXT_EMBEDDING: (_check_text_embedding, _looks_like_text_embedding),
-    BERT_ENCODER: (_check_bert_encoder, _looks_like_bert_encoder),
-    BERT_PREPROCESSOR: (_check_bert_preprocessor, _looks_like_bert_preprocessor),
-}
-
-
-def _family(name: str) -> str:
-    return IMAGE_FEATURE_VECTOR if name == IMAGE_CLASSIFICATION else name
-
-
-def _relevant(entry: _Entry, family: str) -> bool:
-    return entry.kind != "tf1" or entry.signature in _TF1_SIGNATURES[family]
-
-
-def _run(
-    description: Mapping[str, Any], family: str, expected: Mapping[str, Any]
-) -> tuple[list[tuple[_Entry, _Result]], list[tuple[_Entry, _Result]]]:
-    """(entries that implement ``family``, entries that look like it but fail its checks)."""
-    check, _ = _CHECKS[family]
-    good, bad = [], []
-    for entry in _entries(description):
-        if not _relevant(entry, family):
-            continue
-        result = check(entry, expected)
-        if not result.problems:
-            good.append((entry, result))
-        else:
-            bad.append((entry, result))
-    return good, bad
-
-
-def _module_types(module_type: str | Iterable[str] | None) -> set[str]:
-    if module_type is None:
-        return set()
-    values = [module_type] if isinstance(module_type, str) else list(module_type)
-    return {v.strip().lower() for v in values}
-
-
-def _image_names(good: list[tuple[_Entry, _Result]], hints: set[str]) -> tuple[list[str], str]:
-    """Which of the two image signatures the matching entries implement, and a note."""
-    names = {_TF1_IMAGE_NAMES[e.signature] for e, _ in good if e.signature in _TF1_IMAGE_NAMES}
-    names |= hints & {IMAGE_FEATURE_VECTOR, IMAGE_CLASSIFICATION}
-    if names:
-        return [n for n in (IMAGE_FEATURE_VECTOR, IMAGE_CLASSIFICATION) if n in names], ""
-    return [IMAGE_FEATURE_VECTOR], (
-        "image-classification has the same interface (logits as the N outputs); the model's "
-        "docs (module-type) tell which one it is"
-    )
-
-
-# -- public API ----------------------------------------------------------------------------------
 
 
 def find_common_signatures(
@@ -624,18 +122,20 @@ def find_common_signatures(
         ['text-embedding']
     """
     description = describe(model)
-    hints = _module_types(module_type)
+    hints = module_types(module_type)
     matches: list[CommonSignatureMatch] = []
     misses: list[CommonSignatureMiss] = []
-    for family, (_, looks_like) in _CHECKS.items():
-        good, bad = _run(description, family, {})
+    for family, (_, looks_like) in CHECKS.items():
+        good, bad = run(description, family, {})
         if good:
             names, note = (
-                _image_names(good, hints) if family == IMAGE_FEATURE_VECTOR else ([family], "")
+                image_names(good, hints) if family == IMAGE_FEATURE_VECTOR else ([family], "")
             )
             for name in names:
                 matches.extend(
-                    CommonSignatureMatch(name, entry.where, _details(name, result.details), note)
+                    CommonSignatureMatch(
+                        name, entry.where, public_details(name, result.details), note
+                    )
                     for entry, result in good
                 )
             continue
@@ -649,18 +149,18 @@ def find_common_signatures(
 
 def _validate(model: Any, name: str, expected: Mapping[str, Any]) -> CommonSignatureMatch:
     description = describe(model)
-    family = _family(name)
-    good, bad = _run(description, family, expected)
+    family = family_of(name)
+    good, bad = run(description, family, expected)
     if good:
         entry, result = good[0]
-        return CommonSignatureMatch(name, entry.where, _details(name, result.details))
+        return CommonSignatureMatch(name, entry.where, public_details(name, result.details))
     handle = os.fspath(model) if isinstance(model, str | os.PathLike) else None
     label = repr(handle) if handle else "The model"
     if bad:
         problems = [f"{entry.where}: {p}" for entry, result in bad for p in result.problems]
     elif description.get("format") == "hub":
         problems = [
-            f"it has none of the signatures {list(_TF1_SIGNATURES[family])} in its inference "
+            f"it has none of the signatures {list(TF1_SIGNATURES[family])} in its inference "
             "graph variant"
         ]
     else:
