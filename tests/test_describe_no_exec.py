@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import REPO
+from tfhub.errors import NotAModelError
 from tfhub.tools import inspect as inspect_tool
 
 
@@ -91,6 +92,12 @@ def test_inspect_model_runs_nothing(trap):
     assert trace["outputs"]["output_0"]["dtype"] == "float32"
     assert info["variables"]["count"] == 1 and info["variables"]["bytes"] == 4
     assert any(u.startswith("WriteFile") for u in info["unsafe_ops"])
+    # The server's check: refused for its ops, described when they are allowed; never run.
+    with pytest.raises(NotAModelError, match="WriteFile") as err:
+        inspect_tool.validate_upload(model)
+    assert err.value.handle == str(model)
+    assert inspect_tool.validate_upload(model, refuse_unsafe=False)["call"] == info["call"]
+    assert not load_target.exists() and not call_target.exists()
 
 
 def test_tfhub_inspect_cli_runs_nothing(trap):

@@ -19,10 +19,12 @@ signatures, as TF Hub documented them:
 ``bert-preprocessor``
     string sentences ``[batch]`` → the dict of three int32 tensors a BERT encoder takes.
 
-Everything here reads the description :func:`tfhub.tools.inspect.inspect_model` produces
-(signatures and ``__call__`` traces); the functions also take a path, a loaded object or a
-:class:`~tfhub.ModuleSpec` and describe it first. Reading a description imports no TensorFlow,
-so the hub server uses it for its model pages. Checks are of names, dtypes and shapes; that the
+Everything here reads a model description (:mod:`tfhub.describe`: signatures and ``__call__``
+traces, as ``tfhub inspect --json`` prints it); the functions also take a path or URL (parsed
+from its protobufs, never loaded), a loaded object or a :class:`~tfhub.ModuleSpec` and
+describe it first. Reading a description imports no TensorFlow, so the hub server uses it for
+its model pages. The result types are in :mod:`tfhub.signatures.results`, the check engine in
+:mod:`tfhub.signatures.checks`. Checks are of names, dtypes and shapes; that the
 values are in the documented range (images in [0, 1]) is the publisher's promise.
 
 Example:

@@ -30,6 +30,7 @@ __all__ = [
     "describe_saved_model_object",
     "format_text",
     "inspect_model",
+    "validate_upload",
 ]
 
 
@@ -53,6 +54,37 @@ def inspect_model(path: str | os.PathLike[str]) -> dict[str, Any]:
         result["unsafe_ops"] = [f"not scanned: {exc}"]
     result["common_signatures"] = find_common_signatures(result).to_json()
     return result
+
+
+def validate_upload(path: str | os.PathLike[str], *, refuse_unsafe: bool = True) -> dict[str, Any]:
+    """Checks a model directory for publishing, without running anything of it.
+
+    The op scan comes first; then the description of :func:`inspect_model` (parsed, never
+    loaded), which is also what the hub stores as the version's ``info``.
+
+    Args:
+        path: the unpacked upload.
+        refuse_unsafe: refuse a model with ops that reach outside the model, and one that
+            cannot be scanned (a text ``saved_model.pbtxt``).
+
+    Returns:
+        The report of :func:`inspect_model`.
+
+    Raises:
+        NotAModelError: not a model, a malformed file (named in the message), unsafe ops, or
+            (``UnscannableError``) a model that cannot be scanned while ``refuse_unsafe``.
+    """
+    path = os.fspath(path)
+    if refuse_unsafe:
+        unsafe = scan(path)
+        if unsafe:
+            raise NotAModelError(
+                "the model contains ops that reach outside the model (files, Python, ...): "
+                + "; ".join(str(u) for u in unsafe[:10])
+                + ". The server refuses them unless started with TFHUB_ALLOW_UNSAFE_OPS=1.",
+                handle=path,
+            )
+    return inspect_model(path)
 
 
 def _spec_text(spec: dict[str, Any]) -> str:
@@ -109,20 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--refuse-unsafe",
         action="store_true",
-        help="scan first and refuse (without loading) a model with unsafe ops",
+        help="scan first and refuse a model with unsafe ops (nothing is ever run)",
     )
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        if args.refuse_unsafe:
-            unsafe = scan(args.path)
-            if unsafe:
-                raise NotAModelError(
-                    "the model contains ops that reach outside the model (files, Python, ...): "
-                    + "; ".join(str(u) for u in unsafe[:10])
-                    + ". The server refuses them unless started with TFHUB_ALLOW_UNSAFE_OPS=1."
-                )
-        info = inspect_model(args.path)
+        info = validate_upload(args.path, refuse_unsafe=args.refuse_unsafe)
         print(format_text(info) if args.text else json.dumps(info))
     except HubError as exc:
         print(json.dumps({"error": str(exc)}))
