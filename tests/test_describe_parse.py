@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from tests import tf1_modules as mods
 from tfhub import cli
 from tfhub.describe import describe_model_dir, describe_saved_model_object
 from tfhub.describe.objects import spec_of
+from tfhub.errors import NotAModelError
 from tfhub.savedmodel.export import export_keras
 from tfhub.tools.inspect import inspect_model
 from tfhub.tools.text_embedding import export_text_embedding
@@ -230,6 +232,10 @@ def test_tf1_hub_modules_parse_as_they_load(built):
     assert image["variants"][0]["attachments"] == ["image_module_info"]
     train = describe_model_dir(tf1["train"])
     assert [v["tags"] for v in train["variants"]] == [[], ["train"]]
+    assert train["variables"]["list"] == [
+        {"name": "moving_mean", "dtype": "float32", "shape": [4], "trainable": False},
+        {"name": "w", "dtype": "float32", "shape": [4, 4], "trainable": True},
+    ]
     assert describe_model_dir(tf1["vocab"])["assets"] == ["vocab.txt"]
 
 
@@ -247,3 +253,28 @@ def test_minilm_pieces_parse_as_they_load(tmp_path):
     assert info["variables"]["bytes"] == sum(
         np.prod(v["shape"]) * 4 for v in info["variables"]["list"] if v["dtype"] == "float32"
     )
+
+
+def test_a_text_saved_model_pbtxt_is_parsed_too(built, tmp_path):
+    from google.protobuf import descriptor_pool, message_factory, text_format
+
+    tf2, _ = built
+    model = Path(shutil.copytree(tf2["text"], tmp_path / "text"))
+    saved_model = message_factory.GetMessageClass(
+        descriptor_pool.Default().FindMessageTypeByName("tensorflow.SavedModel")
+    )
+    pb = model / "saved_model.pb"
+    (model / "saved_model.pbtxt").write_text(
+        text_format.MessageToString(saved_model.FromString(pb.read_bytes()))
+    )
+    pb.unlink()
+    expected = describe_model_dir(tf2["text"])
+    parsed = describe_model_dir(model)
+    assert parsed["size_bytes"] != expected["size_bytes"]
+    assert {**parsed, "size_bytes": 0} == {**expected, "size_bytes": 0}
+    info = inspect_model(model)
+    assert info["unsafe_ops"][0].startswith("not scanned:")
+    assert info["common_signatures"]["implements"] == ["text-embedding"]
+    (model / "saved_model.pbtxt").write_text("meta_graphs { not_a_field: 1 }")
+    with pytest.raises(NotAModelError, match=r"saved_model.pbtxt is not a valid model file"):
+        inspect_model(model)

@@ -87,13 +87,18 @@ def _read_meta_graphs(model_dir: str) -> tuple[str, list[Any]]:
     return pb, metas
 
 
-def _read_text_meta_graphs(pbtxt: str) -> list[Any]:
-    # TensorFlow registers its SavedModel message in the default pool when it is imported.
+def _tf_message(name: str) -> Any:
+    """A message class of TensorFlow's protos (registered when TensorFlow is imported)."""
     import tensorflow as tf  # noqa: F401
-    from google.protobuf import descriptor_pool, message_factory, text_format
+    from google.protobuf import descriptor_pool, message_factory
 
-    descriptor = descriptor_pool.Default().FindMessageTypeByName("tensorflow.SavedModel")
-    saved = message_factory.GetMessageClass(descriptor)()
+    return message_factory.GetMessageClass(descriptor_pool.Default().FindMessageTypeByName(name))
+
+
+def _read_text_meta_graphs(pbtxt: str) -> list[Any]:
+    from google.protobuf import text_format
+
+    saved = _tf_message("tensorflow.SavedModel")()
     try:
         with open(pbtxt, encoding="utf-8") as f:
             text_format.Parse(f.read(), saved)
@@ -281,7 +286,10 @@ def _describe_tf1_saved_model(path: str, metas: list[Any]) -> dict[str, Any]:
         {"tags": sorted(m.meta_info_def.tags), "signatures": _signatures(m), "attachments": []}
         for m in metas
     ]
-    variables = _checkpoint_variables(path)
+    try:
+        variables = _checkpoint_variables(path, _trainable_names(metas))
+    except MalformedError as exc:
+        raise _bad(os.path.join(path, protocol.SAVED_MODEL_PB), str(exc)) from None
     return {
         "format": FORMAT_SAVED_MODEL,
         "variants": variants,
@@ -321,9 +329,10 @@ def _describe_tf1_module(path: str, module_pb: str) -> dict[str, Any]:
     try:
         for meta in metas:
             variants[frozenset(meta.meta_info_def.tags)] = _tf1_variant(pb, meta)
+        trainable = _trainable_names(metas)
     except MalformedError as exc:
         raise _bad(pb, str(exc)) from None
-    variables = _checkpoint_variables(path)
+    variables = _checkpoint_variables(path, trainable)
     return {
         "format": FORMAT_TF1_HUB,
         "variants": [variants[t] for t in sorted(variants, key=lambda t: (len(t), sorted(t)))],
@@ -333,6 +342,8 @@ def _describe_tf1_module(path: str, module_pb: str) -> dict[str, Any]:
 
 
 def _tf1_variant(pb: str, meta: Any) -> dict[str, Any]:
+    from google.protobuf.message import DecodeError
+
     from tfhub.tf1 import protos
 
     unsupported = sorted(
@@ -349,7 +360,7 @@ def _tf1_variant(pb: str, meta: Any) -> dict[str, Any]:
     for raw in stored.bytes_list.value if stored is not None else ():
         try:
             attachments.add(protos.ModuleAttachment.FromString(raw).key)
-        except Exception as exc:  # DecodeError; the upb and python backends differ
+        except DecodeError as exc:
             raise MalformedError(f"an attached message that does not parse: {exc}") from None
     trainable = meta.collection_def.get("trainable_variables")
     return {
@@ -374,7 +385,23 @@ def _prefix(path: str) -> str:
     return os.path.join(path, "variables", "variables")
 
 
-def _checkpoint_variables(path: str) -> dict[str, Any]:
+def _trainable_names(metas: list[Any]) -> set[str]:
+    """Names of the variables in the ``trainable_variables`` collection of any graph variant."""
+    from google.protobuf.message import DecodeError
+
+    variable_def = _tf_message("tensorflow.VariableDef")
+    names = set()
+    for meta in metas:
+        stored = meta.collection_def.get("trainable_variables")
+        for raw in stored.bytes_list.value if stored is not None else ():
+            try:
+                names.add(variable_def.FromString(raw).variable_name.split(":")[0])
+            except DecodeError as exc:
+                raise MalformedError(f"a trainable variable that does not parse: {exc}") from None
+    return names
+
+
+def _checkpoint_variables(path: str, trainable: set[str]) -> dict[str, Any]:
     """The variables of the checkpoint index (none when there is no checkpoint)."""
     prefix = _prefix(path)
     if not os.path.isfile(prefix + ".index"):
@@ -393,10 +420,18 @@ def _checkpoint_variables(path: str) -> dict[str, Any]:
             continue
         shape = [int(d) for d in shapes[name]]
         size = math.prod(shape) * dtypes[name].size
-        variables.append({"name": name, "dtype": dtypes[name].name, "shape": shape, "_bytes": size})
+        variables.append(
+            {
+                "name": name,
+                "dtype": dtypes[name].name,
+                "shape": shape,
+                "trainable": name in trainable,
+                "_bytes": size,
+            }
+        )
     result = _variables_json(variables)
     _check_checkpoint_data(path, result["bytes"])
-    return {"count": result["count"], "bytes": result["bytes"], "list": result["list"]}
+    return result
 
 
 def _check_checkpoint_data(path: str, declared: int) -> None:
