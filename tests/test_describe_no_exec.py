@@ -123,3 +123,6 @@ def test_tfhub_inspect_cli_runs_nothing(trap):
             assert info["call"][0]["inputs"]["inputs"]["shape"] == [None]
         else:
             assert "unsafe ops: " in done.stdout and "WriteFile (writes a file)" in done.stdout
+            assert "variables: 1 (4 bytes)\n  variable Variable: float32 [], trainable" in (
+                done.stdout
+            )

@@ -93,10 +93,17 @@ def _spec_text(spec: dict[str, Any]) -> str:
 
 def format_text(info: dict[str, Any]) -> str:
     """The report of :func:`inspect_model` for people (what ``tfhub inspect`` prints)."""
+    variables = info.get("variables") or {}
     lines = [
         f"format: {info['format']}",
-        f"size: {info.get('size_bytes', 0)} bytes; variables: {info.get('variables', {})}",
+        f"size: {info.get('size_bytes', 0)} bytes; variables: {variables.get('count', 0)} "
+        f"({variables.get('bytes', 0)} bytes)",
     ]
+    for var in variables.get("list", []):
+        trainable = {True: ", trainable", False: ""}.get(var.get("trainable"), "")
+        lines.append(f"  variable {var['name']}: {var['dtype']} {var['shape']}{trainable}")
+    if info.get("assets"):
+        lines.append(f"assets: {', '.join(info['assets'])}")
     for variant in info["variants"]:
         lines.append(f"graph variant tags={variant['tags']}")
         for name, sig in sorted(variant["signatures"].items()):
