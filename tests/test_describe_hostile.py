@@ -74,6 +74,9 @@ def test_truncated_and_garbage_files(originals, tmp_path):
     _refused(module, "tfhub_module.pb", "not a valid model file")
     (module / "tfhub_module.pb").write_bytes(b"\x08\x07")  # a format that does not exist
     _refused(module, "tfhub_module.pb", "unsupported module format 7")
+    (module / "tfhub_module.pb").write_bytes(b"\x08\x03")
+    (module / "saved_model.pb").unlink()
+    _refused(module, "saved_model.pb", "it does not exist")
 
 
 def test_a_structure_nested_10000_deep(originals, tmp_path):

@@ -78,10 +78,12 @@ def _read_meta_graphs(model_dir: str) -> tuple[str, list[Any]]:
 
         _check_size(pb)
         metas = read_meta_graphs(Path(model_dir), model_dir)
-    else:
+    elif os.path.isfile(os.path.join(model_dir, protocol.SAVED_MODEL_PBTXT)):
         pb = os.path.join(model_dir, protocol.SAVED_MODEL_PBTXT)
         _check_size(pb)
         metas = _read_text_meta_graphs(pb)
+    else:
+        raise _bad(pb, "it does not exist (a model needs its graphs)")
     if not metas:
         raise _bad(pb, "it holds no meta graph")
     return pb, metas
