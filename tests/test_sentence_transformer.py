@@ -26,8 +26,8 @@ import pytest
 import tfhub as hub
 from tfhub import cli
 from tfhub.errors import ModelNotFoundError, NotAModelError, UsageError
-from tfhub.tools._bert.checkpoint import read_safetensors
-from tfhub.tools.sentence_transformer import import_sentence_transformer
+from tfhub.exporters._bert.checkpoint import read_safetensors
+from tfhub.exporters.sentence_transformer import import_sentence_transformer
 
 MODEL_DIR = Path(gt_model.get_model_path())
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}

@@ -1,7 +1,7 @@
 """``tfhub export-text-embedding``: a word-vector file → a sentence-embedding module.
 
 The file (word2vec or GloVe text, with or without the ``<count> <dim>`` header, or word2vec
-binary; see :mod:`tfhub.tools.embedding_file`) is streamed once into a vocabulary and a raw
+binary; see :mod:`tfhub.exporters.embedding_file`) is streamed once into a vocabulary and a raw
 float32 matrix on disk, then copied in chunks into the module's embedding variable: memory
 holds one copy of the matrix, never Python lists of numbers.
 
@@ -57,7 +57,7 @@ from typing import Any, Literal
 from tfhub import config
 from tfhub.errors import HubError, UsageError
 from tfhub.staging import check_new_directory, staged_directory
-from tfhub.tools.embedding_file import EmbeddingTable, iter_vector_chunks, read_embedding_file
+from tfhub.exporters.embedding_file import EmbeddingTable, iter_vector_chunks, read_embedding_file
 
 __all__ = ["SEPARATORS", "export_text_embedding"]
 
