@@ -100,8 +100,10 @@ _LAZY = {
 
 if TYPE_CHECKING:
     __version__: str
-    from tfhub.handles.resolve import register_resolver, resolve
     from tfhub.exporters.keras_model import export_keras
+    from tfhub.exporters.text_embedding import export_text_embedding
+    from tfhub.exporters.tf1_checkpoint import LatestModuleExporter, register_module_for_export
+    from tfhub.handles.resolve import register_resolver, resolve
     from tfhub.savedmodel.keras_layer import KerasLayer
     from tfhub.savedmodel.load import load
     from tfhub.signatures.image import (
@@ -110,7 +112,6 @@ if TYPE_CHECKING:
         get_expected_image_size,
         get_num_image_channels,
     )
-    from tfhub.exporters.tf1_checkpoint import LatestModuleExporter, register_module_for_export
     from tfhub.tf1.interop import convert
     from tfhub.tf1.module import Module, eval_function_for_module
     from tfhub.tf1.spec import (
@@ -121,7 +122,6 @@ if TYPE_CHECKING:
         create_module_spec_from_saved_model,
         load_module_spec,
     )
-    from tfhub.exporters.text_embedding import export_text_embedding
 
 
 def _keras_layer_module() -> str:

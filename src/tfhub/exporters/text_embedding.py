@@ -56,8 +56,8 @@ from typing import Any, Literal
 
 from tfhub import config
 from tfhub.errors import HubError, UsageError
-from tfhub.staging import check_new_directory, staged_directory
 from tfhub.exporters.embedding_file import EmbeddingTable, iter_vector_chunks, read_embedding_file
+from tfhub.staging import check_new_directory, staged_directory
 
 __all__ = ["SEPARATORS", "export_text_embedding"]
 

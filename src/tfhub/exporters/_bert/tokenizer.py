@@ -20,7 +20,15 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfhub.exporters._bert.chars import DELETE, ISOLATED, MAPPED, SEPARATOR, SPACE, WORD, build_tables
+from tfhub.exporters._bert.chars import (
+    DELETE,
+    ISOLATED,
+    MAPPED,
+    SEPARATOR,
+    SPACE,
+    WORD,
+    build_tables,
+)
 from tfhub.exporters._bert.checkpoint import TokenizerConfig
 
 __all__ = ["PLACEHOLDER_BASE", "SENTENCES", "WordPieceTokenizer"]
