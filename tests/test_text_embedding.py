@@ -19,7 +19,7 @@ import tfhub as hub
 from tests.conftest import run_python
 from tfhub import cli
 from tfhub.errors import UsageError
-from tfhub.tools.text_embedding import export_text_embedding
+from tfhub.exporters.text_embedding import export_text_embedding
 
 v1 = tf.compat.v1
 
@@ -506,7 +506,7 @@ def test_large_file_is_streamed(tmp_path):
     out = run_python(
         f"""
         import json, re, resource, time
-        from tfhub.tools.text_embedding import export_text_embedding
+        from tfhub.exporters.text_embedding import export_text_embedding
 
         def status(key):
             with open("/proc/self/status") as f:

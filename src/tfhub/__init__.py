@@ -14,7 +14,9 @@ stays fast.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
 from tfhub.errors import (
@@ -32,8 +34,6 @@ from tfhub.errors import (
     RemoteNotFoundError,
     UsageError,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ArchiveError",
@@ -78,8 +78,8 @@ _LAZY = {
     "resolve": "tfhub.handles.resolve",
     "register_resolver": "tfhub.handles.resolve",
     "load": "tfhub.savedmodel.load",
-    "export_keras": "tfhub.savedmodel.export",
-    "export_text_embedding": "tfhub.tools.text_embedding",
+    "export_keras": "tfhub.exporters.keras_model",
+    "export_text_embedding": "tfhub.exporters.text_embedding",
     # The TF1 Hub format.
     "Module": "tfhub.tf1.module",
     "eval_function_for_module": "tfhub.tf1.module",
@@ -89,8 +89,8 @@ _LAZY = {
     "create_module_spec": "tfhub.tf1.spec",
     "create_module_spec_from_saved_model": "tfhub.tf1.spec",
     "load_module_spec": "tfhub.tf1.spec",
-    "LatestModuleExporter": "tfhub.tf1.exporter",
-    "register_module_for_export": "tfhub.tf1.exporter",
+    "LatestModuleExporter": "tfhub.exporters.tf1_checkpoint",
+    "register_module_for_export": "tfhub.exporters.tf1_checkpoint",
     "convert": "tfhub.tf1.interop",
     "ImageModuleInfo": "tfhub.signatures.image",
     "attach_image_module_info": "tfhub.signatures.image",
@@ -99,8 +99,11 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    __version__: str
+    from tfhub.exporters.keras_model import export_keras
+    from tfhub.exporters.text_embedding import export_text_embedding
+    from tfhub.exporters.tf1_checkpoint import LatestModuleExporter, register_module_for_export
     from tfhub.handles.resolve import register_resolver, resolve
-    from tfhub.savedmodel.export import export_keras
     from tfhub.savedmodel.keras_layer import KerasLayer
     from tfhub.savedmodel.load import load
     from tfhub.signatures.image import (
@@ -109,7 +112,6 @@ if TYPE_CHECKING:
         get_expected_image_size,
         get_num_image_channels,
     )
-    from tfhub.tf1.exporter import LatestModuleExporter, register_module_for_export
     from tfhub.tf1.interop import convert
     from tfhub.tf1.module import Module, eval_function_for_module
     from tfhub.tf1.spec import (
@@ -120,7 +122,6 @@ if TYPE_CHECKING:
         create_module_spec_from_saved_model,
         load_module_spec,
     )
-    from tfhub.tools.text_embedding import export_text_embedding
 
 
 def _keras_layer_module() -> str:
@@ -132,7 +133,18 @@ def _keras_layer_module() -> str:
     return "tfhub.savedmodel.keras_layer"
 
 
+@functools.cache
+def _version() -> str:
+    # The one place the version lives is pyproject.toml; the installed metadata carries it.
+    try:
+        return importlib.metadata.version("tfhub")
+    except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # read on first use: scanning the metadata costs milliseconds
+        return _version()
     if name == "KerasLayer":
         module = _keras_layer_module()
     elif name in _LAZY:

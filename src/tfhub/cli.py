@@ -55,7 +55,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_export_text_embedding(args: argparse.Namespace) -> int:
-    from tfhub.tools.text_embedding import export_text_embedding
+    from tfhub.exporters.text_embedding import export_text_embedding
 
     print(
         export_text_embedding(
@@ -72,7 +72,7 @@ def _cmd_export_text_embedding(args: argparse.Namespace) -> int:
 
 
 def _cmd_import_sentence_transformer(args: argparse.Namespace) -> int:
-    from tfhub.tools.sentence_transformer import import_sentence_transformer
+    from tfhub.exporters.sentence_transformer import import_sentence_transformer
 
     print(import_sentence_transformer(args.model_dir, args.export_dir))
     return 0

@@ -20,7 +20,9 @@ Every error derives from :class:`HubError` and also from the built-in exception 
     └── CacheError(HubError, OSError)                 the cache cannot be used (lock, permissions)
 
 Each error carries the offending handle (``.handle``) where one is known, and its message
-says what to do about it.
+says what to do about it. Every error survives ``pickle`` (and so a ``multiprocessing`` or
+``concurrent.futures`` boundary) with its message and all its attributes, whatever its
+``__init__`` takes: :meth:`HubError.__reduce__` rebuilds it without calling ``__init__``.
 """
 
 from __future__ import annotations
@@ -60,6 +62,19 @@ class HubError(Exception):
     def __str__(self) -> str:
         # OSError subclasses format their args specially; always show our message.
         return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default reduction calls cls(*args), which loses keyword-only attributes and fails
+        # for subclasses whose __init__ takes other arguments; restore args and state instead.
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
+
+
+def _restore(cls: type[HubError], args: tuple[Any, ...], state: dict[str, Any]) -> HubError:
+    """Unpickles a :class:`HubError` (see ``HubError.__reduce__``)."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class InvalidHandleError(HubError, ValueError):

@@ -1,8 +1,9 @@
 """Writing a model directory atomically: build it beside its final place, move it there last.
 
-Every exporter of tfhub (``hub.export_keras``, ``ModuleSpec.export``, the text-embedding and
-sentence-transformer tools) writes through :func:`staged_directory`, so a failure at any point
-leaves nothing behind and never touches what was there.
+Every exporter of tfhub (:mod:`tfhub.exporters`: ``hub.export_keras``, the text-embedding and
+sentence-transformer tools, ``hub.LatestModuleExporter``; and ``ModuleSpec.export``) writes
+through :func:`staged_directory`, so a failure at any point leaves nothing behind and never
+touches what was there.
 """
 
 from __future__ import annotations

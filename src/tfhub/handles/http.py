@@ -23,7 +23,7 @@ from pathlib import Path
 import requests
 import urllib3
 
-from tfhub import config, protocol
+from tfhub import __version__, config, protocol
 from tfhub.errors import DownloadError, OfflineError, ProtocolError, RemoteNotFoundError
 from tfhub.handles import cache, fastpath
 from tfhub.handles.archive import extract_tar_stream
@@ -41,7 +41,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-USER_AGENT = "tfhub/0.1 (+hosting-protocol client)"
+USER_AGENT = f"tfhub/{__version__} (+hosting-protocol client)"
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 RETRY_EXCEPTIONS: tuple[type[BaseException], ...] = (
     requests.ConnectionError,

@@ -1,4 +1,5 @@
-"""``hub.KerasLayer`` for Keras 3 (TensorFlow backend)."""
+"""``hub.KerasLayer`` for Keras 3 (TensorFlow backend); its arguments are
+:class:`tfhub.savedmodel.layer_common.LayerOptions`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfhub.savedmodel.layer_common import HubLayerCore, HubLayerMixin
+from tfhub.savedmodel.layer_common import HubLayerCore, HubLayerMixin, layer_docstring
 
 __all__ = ["KerasLayer"]
 
@@ -32,78 +33,21 @@ class _SavedModelRegularizer:
 
 @keras.saving.register_keras_serializable(package="tfhub", name="KerasLayer")
 class KerasLayer(HubLayerMixin, keras.layers.Layer):
-    """Wraps a SavedModel (or one of its signatures) as a Keras 3 layer.
+    __doc__ = layer_docstring("Keras 3", "keras", "wrapped, never copied")
 
-    The loaded object's variables are the layer's weights (the same variables, wrapped, never
-    copied); with ``trainable=True`` its trainable variables train and its regularization
-    losses count in the model's loss. A frozen layer always runs the model in inference mode.
-
-    Args:
-        handle: a path or URL (see :func:`tfhub.resolve`), or an already-loaded object.
-        trainable: whether to fine-tune the model's trainable variables.
-        arguments: extra keyword arguments passed to the model on every call.
-        tags: MetaGraph tags to load (string handles only).
-        signature: call this signature instead of ``__call__``.
-        signature_outputs_as_dict: return the signature's whole output dict.
-        output_key: return this key of the (dict) output.
-        output_shape: the output shape without the batch dimension (or a nest of them).
-        load_options: a ``tf.saved_model.LoadOptions`` (string handles only).
-        **kwargs: passed to ``keras.layers.Layer`` (``name``, ``dtype``, ...).
-
-    Raises:
-        UsageError: a wrong combination of arguments (a ``ValueError``).
-
-    Example:
-        >>> model = keras.Sequential([
-        ...     keras.Input(shape=(), dtype="string"),
-        ...     hub.KerasLayer("https://hub.example.com/google/nnlm-en-dim50/2"),
-        ...     keras.layers.Dense(1, activation="sigmoid"),
-        ... ])
-    """
-
-    def __init__(
-        self,
-        handle: Any,
-        trainable: bool = False,
-        arguments: Mapping[str, Any] | None = None,
-        _sentinel: None = None,
-        tags: Any = None,
-        signature: str | None = None,
-        signature_outputs_as_dict: bool | None = None,
-        output_key: str | None = None,
-        output_shape: Any = None,
-        load_options: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        if _sentinel is not None:
-            raise TypeError("hub.KerasLayer takes its options as keyword arguments only.")
-        super().__init__(trainable=trainable, **kwargs)
-        self._hub = HubLayerCore(
-            handle,
-            arguments=arguments,
-            tags=tags,
-            signature=signature,
-            signature_outputs_as_dict=signature_outputs_as_dict,
-            output_key=output_key,
-            output_shape=output_shape,
-            load_options=load_options,
-        )
-        # The loaded object becomes a child for tf.train.Checkpoint / tf.saved_model.save.
-        self._resolved_object = self._hub.obj
-        trainable_vars, other_vars = self._hub.variables()
-        wrapped = [_wrap(v, trainable=True) for v in trainable_vars]
-        wrapped += [_wrap(v, trainable=False) for v in other_vars]
+    def _add_hub_weights(self, trainable: list[tf.Variable], others: list[tf.Variable]) -> None:
+        wrapped = [_wrap(v, trainable=True) for v in trainable]
+        wrapped += [_wrap(v, trainable=False) for v in others]
         losses = self._hub.regularization_losses()
-        if losses and trainable_vars:
+        if losses and trainable:
             wrapped[0].regularizer = _SavedModelRegularizer(losses)
         # Assigning a list of keras.Variables makes Keras track them as this layer's weights.
         self._hub_weights = wrapped
         # The trainable ones were created trainable so that Keras files them as trainable
         # weights (which `layer.trainable = ...` toggles later); a frozen layer's weights must
         # be frozen now too, or an enclosing model would still collect and train them.
-        for variable in wrapped[: len(trainable_vars)]:
+        for variable in wrapped[: len(trainable)]:
             variable.trainable = self.trainable
-        self.built = True
 
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         # Keras 3 accepts only tensors positionally; `layer([10., 20.])` must still work.
@@ -130,7 +74,7 @@ class KerasLayer(HubLayerMixin, keras.layers.Layer):
         )
 
     def compute_output_shape(self, input_shape: Any) -> Any:
-        if self._hub.output_shape is not None:
+        if self._hub.options.output_shape is not None:
             batch = tf.nest.flatten(input_shape, expand_composites=False)
             batch_size = batch[0] if batch and not isinstance(batch[0], tuple | list) else None
             return tf.nest.map_structure(

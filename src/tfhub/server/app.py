@@ -32,7 +32,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.responses import StreamingResponse
 
-from tfhub import protocol
+from tfhub import __version__, protocol
 from tfhub.server.catalog import Catalog, ModelName, NameError_, parse_model_path
 from tfhub.server.pages import catalog_page, model_page
 from tfhub.server.publish import Publisher, PublishError, Tokens, Upload, blob_key
@@ -80,7 +80,7 @@ def create_app(
     app = FastAPI(
         title="tfhub",
         description="A self-hosted TensorFlow Hub: hosting protocol, publishing and catalog.",
-        version="0.1.0",
+        version=__version__,
         docs_url=None,
         redoc_url=None,
     )

@@ -1,1 +1,2 @@
-"""The TF1 Hub format: module specs, ``hub.Module``, exporters and TF2 interop."""
+"""The TF1 Hub format: module specs, ``hub.Module`` and TF2 interop (its checkpoint exporter is
+:mod:`tfhub.exporters.tf1_checkpoint`)."""

@@ -1,1 +1,1 @@
-"""Tools that work on models: inspect, exporters."""
+"""Tools that work on models: inspect, the op scan."""

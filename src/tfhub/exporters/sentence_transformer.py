@@ -14,10 +14,10 @@ SavedModel. Sentences are cut after ``max_seq_length - 2`` word pieces (``max_se
 from ``sentence_bert_config.json``), framed as ``[CLS] ... [SEP]`` and padded with 0 to the
 longest in the batch. The token ids equal the reference's, except around some 560 rarely used
 code points that recent Unicode versions added and the reference's older character tables
-classify differently (see :mod:`tfhub.tools._bert.chars`).
+classify differently (see :mod:`tfhub.exporters._bert.chars`).
 
 Example:
-    >>> from tfhub.tools.sentence_transformer import import_sentence_transformer
+    >>> from tfhub.exporters.sentence_transformer import import_sentence_transformer
     >>> out = import_sentence_transformer("all-MiniLM-L6-v2", "minilm-hub")
     >>> embed = hub.load(out + "/sentence_embedding")
     >>> embed(["A sentence."]).shape
@@ -88,11 +88,11 @@ def import_sentence_transformer(
     model_dir = os.fspath(model_dir)
     export_dir = os.fspath(export_dir)
     check_new_directory(export_dir)
-    from tfhub.tools._bert.checkpoint import read_checkpoint
+    from tfhub.exporters._bert.checkpoint import read_checkpoint
 
     started = time.monotonic()
     checkpoint = read_checkpoint(model_dir)
-    from tfhub.tools._bert.export import save_models
+    from tfhub.exporters._bert.export import save_models
 
     with staged_directory(export_dir) as staging:
         save_models(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,25 +32,12 @@ __all__ = [
 SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu")
 # Pooling modes of sentence-transformers' Pooling module, in the order it concatenates them.
 POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens")
-_SAFETENSORS_DTYPES: dict[str, np.dtype[Any]] = {
-    "F64": np.dtype("<f8"),
-    "F32": np.dtype("<f4"),
-    "F16": np.dtype("<f2"),
-    "BF16": np.dtype("<u2"),  # converted to float32 below
-    "I64": np.dtype("<i8"),
-    "I32": np.dtype("<i4"),
-    "I16": np.dtype("<i2"),
-    "I8": np.dtype("i1"),
-    "U8": np.dtype("u1"),
-    "BOOL": np.dtype("?"),
-}
 _POOLING_FLAGS = {
     "pooling_mode_cls_token": "cls",
     "pooling_mode_max_tokens": "max",
     "pooling_mode_mean_tokens": "mean",
     "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
 }
-_MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -136,60 +122,29 @@ def _require(model_dir: str, name: str, what: str) -> str:
 
 
 def read_safetensors(path: str) -> dict[str, np.ndarray]:
-    """Reads every tensor of a ``.safetensors`` file as a NumPy array.
-
-    The format: an 8-byte little-endian header length, a JSON header mapping each tensor name
-    to its dtype, shape and byte range, then the raw little-endian data. bfloat16 tensors come
-    back as float32.
-
-    Args:
-        path: the file.
-
-    Returns:
-        Tensor name → array.
+    """Reads every tensor of a ``.safetensors`` file as a NumPy array, with the ``safetensors``
+    package's NumPy API (no torch). bfloat16 tensors come back as float32; every other dtype
+    (float16 included) as stored.
 
     Raises:
-        NotAModelError: the file is not a valid safetensors file.
+        NotAModelError: the file cannot be read or is not a valid safetensors file.
     """
+    # ml_dtypes (a TensorFlow dependency) gives NumPy the bfloat16 type that safetensors asks
+    # NumPy for when a tensor is BF16.
+    import ml_dtypes
+    from safetensors import SafetensorError, safe_open
 
-    def bad(why: str) -> NotAModelError:
-        return NotAModelError(
-            f"{path} is not a valid safetensors file: {why}. Re-download or re-save the "
-            "checkpoint (safetensors.torch.save_file / model.save_pretrained)."
-        )
-
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) != 8:
-            raise bad("the file is shorter than its 8-byte header length")
-        (header_len,) = struct.unpack("<Q", head)
-        if header_len > min(size - 8, _MAX_HEADER_BYTES):
-            raise bad(f"header length {header_len} does not fit the file")
-        try:
-            header = json.loads(f.read(header_len))
-        except ValueError as exc:
-            raise bad(f"the header is not JSON ({exc})") from exc
-    if not isinstance(header, dict):
-        raise bad("the header is not a JSON object")
-    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + header_len)
     out: dict[str, np.ndarray] = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            dtype = _SAFETENSORS_DTYPES[info["dtype"]]
-            shape = [int(d) for d in info["shape"]]
-            begin, end = (int(o) for o in info["data_offsets"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise bad(f"tensor {name!r} has an unreadable entry {info!r}") from exc
-        count = int(np.prod(shape, dtype=np.int64))
-        if not 0 <= begin <= end <= data.size or end - begin != count * dtype.itemsize:
-            raise bad(f"tensor {name!r} has byte range {begin}..{end} that does not fit")
-        array = np.frombuffer(data[begin:end].tobytes(), dtype=dtype).reshape(shape)
-        if info["dtype"] == "BF16":
-            array = (array.astype(np.uint32) << 16).view(np.float32)
-        out[name] = array.astype(array.dtype.newbyteorder("="))
+    try:
+        with safe_open(path, framework="np") as f:
+            for name in f.keys():  # noqa: SIM118 (a safe_open handle is not a dict)
+                array = f.get_tensor(name)
+                out[name] = array.astype(np.float32) if array.dtype == ml_dtypes.bfloat16 else array
+    except (SafetensorError, OSError, TypeError, ValueError) as exc:
+        raise NotAModelError(
+            f"{path} is not a valid safetensors file: {exc}. Re-download or re-save the "
+            "checkpoint (safetensors.torch.save_file / model.save_pretrained)."
+        ) from exc
     return out
 
 

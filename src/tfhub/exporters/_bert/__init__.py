@@ -1,2 +1,2 @@
-"""Private pieces of :mod:`tfhub.tools.sentence_transformer`: checkpoint reading, the
+"""Private pieces of :mod:`tfhub.exporters.sentence_transformer`: checkpoint reading, the
 character tables and WordPiece tokenizer in plain TensorFlow ops, and the BERT encoder."""

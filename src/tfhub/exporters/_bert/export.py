@@ -1,4 +1,4 @@
-"""The three Reusable SavedModels written by :func:`tfhub.tools.sentence_transformer`."""
+"""The three Reusable SavedModels written by :func:`tfhub.exporters.sentence_transformer`."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfhub.tools._bert.checkpoint import Checkpoint, PipelineConfig
-from tfhub.tools._bert.encoder import BertEncoder, mean_pool
-from tfhub.tools._bert.tokenizer import SENTENCES, WordPieceTokenizer
+from tfhub.exporters._bert.checkpoint import Checkpoint, PipelineConfig
+from tfhub.exporters._bert.encoder import BertEncoder, mean_pool
+from tfhub.exporters._bert.tokenizer import SENTENCES, WordPieceTokenizer
 
 __all__ = ["save_models"]
 

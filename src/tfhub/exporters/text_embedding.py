@@ -1,7 +1,7 @@
 """``tfhub export-text-embedding``: a word-vector file → a sentence-embedding module.
 
 The file (word2vec or GloVe text, with or without the ``<count> <dim>`` header, or word2vec
-binary; see :mod:`tfhub.tools.embedding_file`) is streamed once into a vocabulary and a raw
+binary; see :mod:`tfhub.exporters.embedding_file`) is streamed once into a vocabulary and a raw
 float32 matrix on disk, then copied in chunks into the module's embedding variable: memory
 holds one copy of the matrix, never Python lists of numbers.
 
@@ -51,13 +51,14 @@ import os
 import tempfile
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from tfhub import config
 from tfhub.errors import HubError, UsageError
+from tfhub.exporters.embedding_file import EmbeddingTable, iter_vector_chunks, read_embedding_file
 from tfhub.staging import check_new_directory, staged_directory
-from tfhub.tools.embedding_file import EmbeddingTable, iter_vector_chunks, read_embedding_file
 
 __all__ = ["SEPARATORS", "export_text_embedding"]
 
@@ -71,6 +72,15 @@ _FORMATS = ("tf2", "tf1")
 
 # --------------------------------------------------------------------------------------------
 # The computation, shared by both formats (eager tf.function and tf.compat.v1 graph alike)
+
+
+@dataclass(frozen=True)
+class _Options:
+    """What the module does with its input (the arguments of :func:`export_text_embedding`)."""
+
+    num_oov_buckets: int
+    preprocessing: bool
+    lowercase: bool
 
 
 def _eager_table(vocab_file: Any) -> Any:
@@ -168,11 +178,11 @@ def _input_spec(preprocessing: bool) -> Any:
 # TF2: a Reusable SavedModel
 
 
-def _build_tf2(
-    table_data: EmbeddingTable, *, num_oov_buckets: int, preprocessing: bool, lowercase: bool
-) -> Any:
+def _build_tf2(table_data: EmbeddingTable, options: _Options) -> Any:
     """The object to save: a ``tf.train.Checkpoint`` with ``__call__`` and the variables."""
     import tensorflow as tf
+
+    num_oov_buckets, preprocessing = options.num_oov_buckets, options.preprocessing
 
     vocab_size = table_data.vocab_size
     model = tf.train.Checkpoint()
@@ -191,7 +201,7 @@ def _build_tf2(
 
     def call(inputs: Any, training: bool = False) -> Any:
         del training  # the same computation in training and inference
-        tokens = _tokens(inputs, preprocessing=preprocessing, lowercase=lowercase)
+        tokens = _tokens(inputs, preprocessing=preprocessing, lowercase=options.lowercase)
         return _embed(tokens, model.vocabulary_table, model.embeddings, vocab_size, num_oov_buckets)
 
     spec = _input_spec(preprocessing)
@@ -226,22 +236,10 @@ def _fill(table_data: EmbeddingTable, assign: Callable[[int, Any], Any]) -> None
         start += len(chunk)
 
 
-def _export_tf2(
-    table_data: EmbeddingTable,
-    out: Path,
-    *,
-    num_oov_buckets: int,
-    preprocessing: bool,
-    lowercase: bool,
-) -> None:
+def _export_tf2(table_data: EmbeddingTable, out: Path, options: _Options) -> None:
     import tensorflow as tf
 
-    model = _build_tf2(
-        table_data,
-        num_oov_buckets=num_oov_buckets,
-        preprocessing=preprocessing,
-        lowercase=lowercase,
-    )
+    model = _build_tf2(table_data, options)
     tf.saved_model.save(model, str(out), signatures={"serving_default": model.serving_default})
 
 
@@ -249,20 +247,14 @@ def _export_tf2(
 # TF1: a TF1 Hub module
 
 
-def _export_tf1(
-    table_data: EmbeddingTable,
-    out: Path,
-    *,
-    num_oov_buckets: int,
-    preprocessing: bool,
-    lowercase: bool,
-) -> None:
+def _export_tf1(table_data: EmbeddingTable, out: Path, options: _Options) -> None:
     import tensorflow as tf
 
     from tfhub.tf1.spec import add_signature, create_module_spec
 
     v1 = tf.compat.v1
     vocab_size, dim = table_data.vocab_size, table_data.dim
+    num_oov_buckets, preprocessing = options.num_oov_buckets, options.preprocessing
     key = "sentences" if preprocessing else "tokens"
 
     def module_fn() -> None:
@@ -277,7 +269,7 @@ def _export_tf1(
             initializer=v1.zeros_initializer(),
             trainable=True,
         )
-        tokens = _tokens(inputs, preprocessing=preprocessing, lowercase=lowercase)
+        tokens = _tokens(inputs, preprocessing=preprocessing, lowercase=options.lowercase)
         table = _GraphTable(vocab_file)
         outputs = _embed(tokens, table, embeddings, vocab_size, num_oov_buckets)
         add_signature(inputs={key: inputs}, outputs={"default": outputs})
@@ -376,13 +368,7 @@ def export_text_embedding(
                 progress=config.download_progress(),
             )
             export = _export_tf2 if format == "tf2" else _export_tf1
-            export(
-                table_data,
-                out,
-                num_oov_buckets=num_oov_buckets,
-                preprocessing=preprocessing,
-                lowercase=lowercase,
-            )
+            export(table_data, out, _Options(num_oov_buckets, preprocessing, lowercase))
     except HubError:
         raise
     except OSError as exc:

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfhub.errors import NotAModelError
-from tfhub.tools._bert.checkpoint import BertConfig
+from tfhub.exporters._bert.checkpoint import BertConfig
 
 __all__ = ["BertEncoder"]
 

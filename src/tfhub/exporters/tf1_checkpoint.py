@@ -2,7 +2,8 @@
 
 ``register_module_for_export(module, name)`` marks a ``hub.Module`` of a training graph;
 ``LatestModuleExporter(name, graph_fn)`` rebuilds that graph, restores a checkpoint and
-writes every registered module to ``<export_path>/<unix timestamp>/<name>``.
+writes every registered module to ``<export_path>/<unix timestamp>/<name>``, through
+:func:`tfhub.staging.staged_directory` (a failed export leaves no timestamp directory).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import tensorflow as tf
 
 from tfhub.errors import ModelNotFoundError, UsageError
+from tfhub.staging import staged_directory
 from tfhub.tf1.module import Module
 
 __all__ = ["LatestModuleExporter", "register_module_for_export"]
@@ -109,21 +111,16 @@ class LatestModuleExporter:
                 return None
             saver = v1.train.Saver() if v1.global_variables() else None
             root = Path(export_path)
-            root.mkdir(parents=True, exist_ok=True)
             stamp = int(time.time())
-            while (root / str(stamp)).exists() or (root / f"temp-{stamp}").exists():
+            while os.path.lexists(root / str(stamp)):
                 stamp += 1
-            tmp = root / f"temp-{stamp}"
             with v1.Session() as session:
                 if saver is not None:
                     saver.restore(session, checkpoint_path)
                 session.run(v1.tables_initializer())
-                try:
+                with staged_directory(root / str(stamp)) as staging:
                     for export_name, module in modules:
-                        module.export(tmp / export_name, session)
-                    os.replace(tmp, root / str(stamp))
-                finally:
-                    shutil.rmtree(tmp, ignore_errors=True)
+                        module.export(staging / export_name, session)
         self._garbage_collect(root)
         logger.info("Exported %d module(s) to %s", len(modules), root / str(stamp))
         return str(root / str(stamp))

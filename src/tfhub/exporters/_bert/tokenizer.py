@@ -5,7 +5,7 @@ Text flows through these steps, all batched over ragged tensors:
 1. Special tokens written in the text (``[MASK]``, ``[SEP]``...) are matched verbatim, as the
    reference does before normalizing, and replaced by private-use placeholders.
 2. The text is decoded to code points, which the normalization table maps to zero or more
-   code points each (see :mod:`tfhub.tools._bert.chars`).
+   code points each (see :mod:`tfhub.exporters._bert.chars`).
 3. Words are runs of WORD code points; SEPARATOR ones end a word and ISOLATED ones
    (punctuation, CJK, placeholders) are words of their own.
 4. WordPiece: each word is cut greedily into the longest vocabulary entries from its start,
@@ -20,8 +20,16 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfhub.tools._bert.chars import DELETE, ISOLATED, MAPPED, SEPARATOR, SPACE, WORD, build_tables
-from tfhub.tools._bert.checkpoint import TokenizerConfig
+from tfhub.exporters._bert.chars import (
+    DELETE,
+    ISOLATED,
+    MAPPED,
+    SEPARATOR,
+    SPACE,
+    WORD,
+    build_tables,
+)
+from tfhub.exporters._bert.checkpoint import TokenizerConfig
 
 __all__ = ["PLACEHOLDER_BASE", "SENTENCES", "WordPieceTokenizer"]
 
