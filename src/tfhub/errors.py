@@ -161,18 +161,3 @@ class CommonSignatureError(HubError, ValueError):
         super().__init__(message, handle=handle)
         self.signature = signature
         self.problems = list(problems)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # The keyword-only arguments are not in self.args: rebuild through a helper.
-        return _rebuild_common_signature_error, (
-            str(self),
-            self.signature,
-            self.problems,
-            self.handle,
-        )
-
-
-def _rebuild_common_signature_error(
-    message: str, signature: str, problems: list[str], handle: str | None
-) -> CommonSignatureError:
-    return CommonSignatureError(message, signature=signature, problems=problems, handle=handle)
