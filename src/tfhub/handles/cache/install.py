@@ -171,7 +171,8 @@ def _seal(tmp: Path, handle: str) -> None:
                 )
             if st.st_mode & stat.S_IWOTH:
                 os.chmod(path, stat.S_IMODE(st.st_mode) & ~stat.S_IWOTH)
-    os.chmod(tmp, 0o777 & ~trust.umask() & ~stat.S_IWOTH)
+    setgid = os.lstat(tmp).st_mode & stat.S_ISGID  # kept: a group-shared cache stays one
+    os.chmod(tmp, setgid | (0o777 & ~trust.umask() & ~stat.S_IWOTH))
 
 
 def install(
