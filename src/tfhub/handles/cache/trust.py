@@ -20,12 +20,12 @@ The policy (also in the README's "Shared caches" section):
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pwd
 import shutil
 import stat
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 from tfhub.errors import CacheError
@@ -44,25 +44,33 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
 class Policy:
-    """Whom a cache root trusts: the user ``uid`` (and root), and ``group`` when shared."""
+    """Whom a cache root trusts: the user ``uid`` (and root), and ``group`` when the root is
+    group-shared (looked up only when a file is not ours, so the usual check costs nothing)."""
 
-    uid: int
-    group: int | None
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.uid = os.geteuid()
+
+    @functools.cached_property
+    def group(self) -> int | None:
+        return _shared_group(self.root)
+
+
+def _shared_group(root: Path) -> int | None:
+    try:
+        st = os.stat(root)
+    except OSError:
+        return None
+    mode = st.st_mode
+    mine = st.st_gid == os.getegid() or st.st_gid in os.getgroups()
+    shared = bool(mode & stat.S_IWGRP) and not mode & stat.S_IWOTH and mine
+    return st.st_gid if shared else None
 
 
 def policy(root: Path) -> Policy:
     """The trust policy of the cache root ``root`` (see the module docstring)."""
-    uid = os.geteuid()
-    try:
-        st = os.stat(root)
-    except OSError:
-        return Policy(uid, None)
-    mode = st.st_mode
-    mine = st.st_gid == os.getegid() or st.st_gid in os.getgroups()
-    shared = bool(mode & stat.S_IWGRP) and not mode & stat.S_IWOTH and mine
-    return Policy(uid, st.st_gid if shared else None)
+    return Policy(root)
 
 
 def trusted(st: os.stat_result, pol: Policy) -> bool:
