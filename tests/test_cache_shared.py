@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,6 +143,7 @@ def _run_as(
     groups: tuple[int, ...] = (),
     umask: int = 0o022,
     timeout: float = 40,
+    lock_timeout: float = 120,
 ) -> object:
     """Runs ``code`` as ``uid`` with the cache at ``cache``; returns its last line of JSON
     (or ``{"error": "timeout"}``)."""
@@ -150,7 +152,7 @@ def _run_as(
         "PYTHONDONTWRITEBYTECODE": "1",
         "HOME": str(cache.parent),
         "TFHUB_CACHE_DIR": str(cache),
-        "TFHUB_LOCK_TIMEOUT": "120",
+        "TFHUB_LOCK_TIMEOUT": str(lock_timeout),
         "TFHUB_HTTP_TIMEOUT": "10",
     }
     try:
@@ -363,3 +365,63 @@ def test_prune_never_touches_another_users_files(hosting, scratch):
     )
     assert sorted(_run_as(VICTIM, code, cache=cache)) == [f"{mine}.0123.tmp", f"{mine}.lock"]
     assert sorted(os.listdir(cache)) == [f"{theirs}.0123.tmp", f"{theirs}.lock"]
+
+
+def test_a_stale_lock_that_cannot_be_taken_over_is_a_cache_error(hosting, scratch):
+    """A group member's lock of a dead process, in a sticky group cache: the other member may
+    not remove it, so the resolve stops at once with a CacheError naming its owner."""
+    cache = scratch / "cache"
+    cache.mkdir()
+    os.chown(cache, 0, GROUP)
+    cache.chmod(0o3775)
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()
+    url = hosting.url("pub/m/1")
+    lock = Path(f"{hubcache.entry_path(url, cache)}.lock")
+    lock.write_text(f"{os.uname().nodename}.{dead.pid}.cafe")
+    lock.chmod(0o664)
+    _chown(lock, MEMBER_A, GROUP)
+    result = _resolve_as(MEMBER_B, url, cache, groups=(GROUP,), umask=0o002)
+    assert result.get("cache_error"), result
+    assert str(lock) in result["message"] and f"uid {MEMBER_A}" in result["message"]
+    assert result["seconds"] < 20 and lock.exists() and hosting.count("pub/m/1") == 0
+
+
+def test_group_members_see_each_others_download_progress(scratch):
+    """B waits on A's lock with a 2 s lock timeout while A's download takes about 6 s: B sees
+    A's temp directory grow (it is 0750 in a group-shared cache), so it never takes the lock
+    over, and the server sends the model once."""
+    body = _tarball()
+
+    def slow(h) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        for start in range(0, len(body), 2048):
+            h.wfile.write(body[start : start + 2048])
+            h.wfile.flush()
+            time.sleep(6 / (len(body) / 2048))
+
+    cache = scratch / "cache"
+    cache.mkdir()
+    os.chown(cache, 0, GROUP)
+    cache.chmod(0o2775)
+    with HostingServer({"pub/m/1": slow}) as srv:
+        url = srv.url("pub/m/1")
+        lock = Path(f"{hubcache.entry_path(url, cache)}.lock")
+        results: dict[int, object] = {}
+
+        def run(uid: int) -> None:
+            kwargs = {"groups": (GROUP,), "umask": 0o002, "lock_timeout": 2}
+            results[uid] = _resolve_as(uid, url, cache, **kwargs)
+
+        first = threading.Thread(target=run, args=(MEMBER_A,))
+        first.start()
+        deadline = time.monotonic() + 20
+        while not lock.exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        run(MEMBER_B)
+        first.join(60)
+        assert srv.count("pub/m/1") == 1, results
+    assert results[MEMBER_A]["path"] == results[MEMBER_B]["path"], results

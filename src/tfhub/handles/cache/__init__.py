@@ -7,7 +7,7 @@ either library reuses the other's downloads::
     <sha1(handle)>.descriptor.txt    "Module: <handle>", download time, host and pid; its
                                      modification time is the entry's last use
     <sha1(handle)>.lock              "<host>.<pid>.<uuid>" while a download is running
-    <sha1(handle)>.<uuid>.tmp/       a download in progress (0700)
+    <sha1(handle)>.<uuid>.tmp/       a download in progress (0700, or 0750 if group-shared)
     <sha1(handle)>.partial/          tfhub only: blocks of an interrupted fast-path download
 
 tfhub adds one sibling file, ``<sha1(handle)>.manifest.json``, listing every file of the

@@ -1,7 +1,8 @@
 """Installing a cache entry: under its lock, in a private temp directory, renamed into place.
 
-The temp directory ``<sha1>.<uuid>.tmp`` is created 0700, so nobody else can put anything
-in it while it is filled; before it is renamed into place, every file in it must be a regular
+The temp directory ``<sha1>.<uuid>.tmp`` is created 0700 (0750 in a group-shared cache, so
+that members waiting on the lock see its progress), so nobody else can put anything in it
+while it is filled; before it is renamed into place, every file in it must be a regular
 file or directory (no links, devices or FIFOs), world-write bits are cleared, and the
 directory gets the usual ``0777 & ~umask`` mode (a group-shared cache stays shared). Whatever
 the cache does not trust (see :mod:`tfhub.handles.cache.trust`) where the entry, its
@@ -114,17 +115,21 @@ def progress_of(entry: Path) -> tuple[int, int]:
 
 
 def _private_tree(top: Path, pol: trust.Policy) -> bool:
-    """Whether ``top`` and everything under it is ours alone (no links, nobody else's)."""
+    """Whether ``top`` and everything under it is ours alone: all ours, no links, and nothing
+    others could have written (inside a directory closed to others, modes do not matter)."""
     st = trust.lstat(top)
     if st is None or not stat.S_ISDIR(st.st_mode) or not trust.is_private(st, pol):
         return False
+    closed = not st.st_mode & 0o077
     for dirpath, dirs, files in os.walk(top):
         for name in dirs + files:
             try:
                 child = os.lstat(os.path.join(dirpath, name))
             except OSError:
                 return False
-            if not trust.is_private(child, pol):
+            if stat.S_ISLNK(child.st_mode) or child.st_uid != pol.uid:
+                return False
+            if not closed and not trust.is_private(child, pol):
                 return False
     return True
 
@@ -218,7 +223,9 @@ def install(
         tmp = entry.with_name(f"{entry.name}.{uuid.uuid4().hex}.tmp")
         try:
             _clear_the_way(entry, problem, handle)
-            os.mkdir(tmp, 0o700)
+            # Nobody else may write in it; in a group-shared cache the group may look in, so
+            # that members waiting on the lock see the download progress.
+            os.mkdir(tmp, 0o700 if trust.policy(entry.parent).group is None else 0o750)
             manifest = fill(tmp)
             if manifest is None:
                 manifest = manifest_of(tmp)
