@@ -151,3 +151,31 @@ def test_prune_after_kill_9_leaves_no_stray_lock(cache_dir, capsys):
 
 def _names(path) -> list[str]:
     return os.listdir(path) if os.path.isdir(path) else []
+
+
+def test_a_world_writable_file_makes_the_entry_unusable_and_is_replaced(cache_dir, capsys):
+    """Anyone could have changed a world-writable file: the entry is not used, `cache list`
+    says why, and the next resolve installs a fresh copy without the world-write bit."""
+    with _server() as srv:
+        a = srv.url("a/m/1")
+        path = _resolve(a)
+        victim = os.path.join(path, "saved_model.pb")
+        os.chmod(victim, 0o666)
+        assert cache.check_entry(cache.entry_path(a)) == "saved_model.pb is world-writable"
+        assert cli.main(["cache", "list"]) == 0
+        assert "(not usable: saved_model.pb is world-writable)" in capsys.readouterr().out
+        assert _resolve(a) == path and srv.count("a/m/1") == 2
+    assert os.stat(victim).st_mode & 0o002 == 0 and cache.check_entry(cache.entry_path(a)) is None
+
+
+def test_umask_000_still_gives_a_usable_entry_that_nobody_else_can_write(cache_dir):
+    with _server() as srv:
+        old = os.umask(0)
+        try:
+            path = _resolve(srv.url("a/m/1"))
+        finally:
+            os.umask(old)
+        assert _resolve(srv.url("a/m/1")) == path and srv.count("a/m/1") == 1  # a cache hit
+    for dirpath, dirs, files in os.walk(path):
+        for name in [".", *dirs, *files]:
+            assert os.lstat(os.path.join(dirpath, name)).st_mode & 0o002 == 0, (dirpath, name)

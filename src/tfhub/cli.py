@@ -183,7 +183,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
             print(json.dumps(rows, indent=1))
             return 0
         for e, w in zip(entries, when, strict=True):
-            state = f"  (incomplete: {e.problem})" if e.problem else ""
+            state = f"  (not usable: {e.problem})" if e.problem else ""
             print(
                 f"{e.name}  {_human_size(e.size):>9}  {w:%Y-%m-%d %H:%M}  {e.handle or '?'}{state}"
             )

@@ -158,6 +158,8 @@ def _structural_problem(entry: Path) -> str | None:
 def _untrusted(what: str, st: os.stat_result) -> str:
     if stat.S_ISLNK(st.st_mode):
         return f"{what} is a symbolic link"
+    if st.st_mode & stat.S_IWOTH:
+        return f"{what} is world-writable"
     return f"{what} belongs to {trust.owner_name(st)}, whom this cache does not trust"
 
 

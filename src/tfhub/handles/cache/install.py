@@ -99,11 +99,12 @@ def manifest_of(directory: Path) -> Manifest:
 def progress_of(entry: Path) -> tuple[int, int]:
     """(total bytes, newest modification) of the temp dirs of ``entry``: a download in progress
     changes it, whether it appends (the tarball) or writes into preallocated files (the fast
-    path). Links are not followed."""
+    path). Links are not followed, and directories the cache does not trust do not count."""
     total = newest = 0
+    pol = trust.policy(entry.parent)
     for tmp in [*entry.parent.glob(entry.name + ".*.tmp"), partial_path(entry)]:
         top = trust.lstat(tmp)
-        if top is None or not stat.S_ISDIR(top.st_mode):
+        if top is None or not stat.S_ISDIR(top.st_mode) or not trust.trusted(top, pol):
             continue
         for dirpath, _, files in os.walk(tmp):
             for name in files:
