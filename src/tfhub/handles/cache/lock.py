@@ -119,7 +119,10 @@ def remove_if_dead(lock: Path) -> bool:
         return False
     if not stat.S_ISREG(holder.st.st_mode) or not holder_is_dead(holder.content):
         return False
-    _remove_if(lock, holder, None)
+    try:
+        _remove_if(lock, holder, None)
+    except CacheError:
+        return False
     return not lock.exists()
 
 
