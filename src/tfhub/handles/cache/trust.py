@@ -137,11 +137,15 @@ def cannot_remove(path: Path, st: os.stat_result, why: str, handle: str | None) 
     kind = (
         "link" if stat.S_ISLNK(st.st_mode) else "directory" if stat.S_ISDIR(st.st_mode) else "file"
     )
+    action = (
+        f"ask {owner} or an administrator to remove it, or set TFHUB_CACHE_DIR to a cache "
+        "directory of your own"
+    )
+    todo = f"To cache {handle}, {action}." if handle else f"{action[0].upper()}{action[1:]}."
     return CacheError(
         f"The cache holds {path}, a {kind} owned by {owner}, which tfhub does not use or write "
         f"through (it is not yours: see 'Shared caches' in the README), and it cannot be "
-        f"removed ({why}). Ask {owner} or an administrator to remove it, or set "
-        "TFHUB_CACHE_DIR to a cache directory of your own.",
+        f"removed ({why}). {todo}",
         handle=handle,
     )
 
