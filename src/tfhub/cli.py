@@ -130,65 +130,72 @@ def _cmd_mirror(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cache_entries() -> list[tuple[str, str, str | None]]:
-    """(sha1 name, handle, problem) of every entry in the cache."""
-    from tfhub.handles import cache
-
-    root = config.cache_dir()
-    if not root.is_dir():
-        return []
-    entries = []
-    for path in sorted(root.iterdir()):
-        if not path.is_dir() or "." in path.name:
-            continue
-        descriptor = path.with_name(path.name + cache.DESCRIPTOR_SUFFIX)
-        handle = "?"
-        try:
-            first = descriptor.read_text("utf8").splitlines()[0]
-            handle = first.removeprefix("Module: ")
-        except (OSError, IndexError):
-            pass
-        entries.append((path.name, handle, cache.check_entry(path)))
-    return entries
+def _human_size(size: int) -> str:
+    """``1.5 MB``: a byte count for people (powers of 1000, like ``du --si``)."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
+    import datetime
+
     from tfhub.handles import cache
 
     if args.cache_command == "dir":
         print(config.cache_dir())
         return 0
-    entries = _cache_entries()
     if args.cache_command == "prune":
-        for name in cache.prune(config.cache_dir()):
+        for name in cache.prune():
             print(f"removed {name}")
         return 0
     if args.cache_command == "rm":
-        removed = 0
-        for name, handle, _ in entries:
-            if handle in args.handles or name in args.handles:
-                cache.remove_entry(config.cache_dir() / name)
-                print(f"removed {name}  {handle}")
-                removed += 1
-        if not removed:
-            print(f"tfhub: error: not in the cache: {', '.join(args.handles)}", file=sys.stderr)
+        missing = []
+        for wanted in args.handles:
+            removed = cache.remove(wanted)
+            missing += [] if removed else [wanted]
+            for entry in removed:
+                print(f"removed {entry.name}  {entry.handle or '?'}")
+        if missing:
+            print(f"tfhub: error: not in the cache: {', '.join(missing)}", file=sys.stderr)
             return 1
         return 0
     if args.cache_command == "list":
+        entries = cache.list_entries()
+        when = [datetime.datetime.fromtimestamp(e.last_used) for e in entries]
         if args.json:
-            rows = [{"entry": e, "handle": h, "complete": p is None} for e, h, p in entries]
+            rows = [
+                {
+                    "entry": e.name,
+                    "handle": e.handle,
+                    "complete": e.complete,
+                    "problem": e.problem,
+                    "size": e.size,
+                    "files": e.files,
+                    "last_used": w.astimezone().isoformat(timespec="seconds"),
+                    "owner": e.owner,
+                }
+                for e, w in zip(entries, when, strict=True)
+            ]
             print(json.dumps(rows, indent=1))
-        else:
-            for name, handle, problem in entries:
-                print(f"{name}  {handle}" + (f"  (incomplete: {problem})" if problem else ""))
+            return 0
+        for e, w in zip(entries, when, strict=True):
+            state = f"  (not usable: {e.problem})" if e.problem else ""
+            print(
+                f"{e.name}  {_human_size(e.size):>9}  {w:%Y-%m-%d %H:%M}  {e.handle or '?'}{state}"
+            )
+        total = sum(e.size for e in entries)
+        print(f"{len(entries)} entries, {_human_size(total)} in total")
         return 0
     # verify: re-hash every file against the manifest
     bad = 0
-    for name, handle, _ in entries:
-        problems = cache.verify_entry(config.cache_dir() / name)
+    for entry, problems in cache.verify():
         status = "ok" if not problems else "; ".join(problems)
         bad += bool(problems)
-        print(f"{name}  {handle}  {status}")
+        print(f"{entry.name}  {entry.handle or '?'}  {status}")
     return 1 if bad else 0
 
 
@@ -284,12 +291,16 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cache", help="look at the model cache (TFHUB_CACHE_DIR)")
     cache_sub = p.add_subparsers(dest="cache_command", required=True)
     cache_sub.add_parser("dir", help="print the cache directory")
-    lst = cache_sub.add_parser("list", help="list cached models and whether they are complete")
+    lst = cache_sub.add_parser(
+        "list", help="list cached models: size, last use, handle, whether complete"
+    )
     lst.add_argument("--json", action="store_true", help="machine-readable output")
     cache_sub.add_parser("verify", help="re-hash every cached file against its manifest")
     rm = cache_sub.add_parser("rm", help="remove cached models (by handle or entry name)")
     rm.add_argument("handles", nargs="+")
-    cache_sub.add_parser("prune", help="remove incomplete entries and leftovers")
+    cache_sub.add_parser(
+        "prune", help="remove incomplete entries and your leftovers of dead downloads (locks too)"
+    )
     p.set_defaults(func=_cmd_cache)
     return parser
 
