@@ -19,6 +19,10 @@ Variable                            Meaning
 ``TFHUB_CHECK_OPS``                 ``warn`` | ``error`` | ``off``: ops that reach outside a model
 ``TFHUB_FAST_PATH``                 ``0``: never ask tfhub servers for the per-file fast path
 ``TFHUB_DOWNLOAD_WORKERS``          parallel connections of the fast path (default 4)
+``TFHUB_HTTP_MIN_RATE``             bytes/s a download must average over each
+                                    ``TFHUB_HTTP_TIMEOUT`` window (default 1024; 0: off)
+``TFHUB_DOWNLOAD_DEADLINE``         seconds one download may take in all (default 0: none)
+``TFHUB_MAX_MODEL_FILES``           refuse archives/manifests with more members (100000)
 ==================================  =========================================================
 """
 
@@ -181,3 +185,22 @@ def verify_cache() -> bool:
 def max_model_bytes() -> int:
     """Upper bound on the unpacked size of one model archive."""
     return int(_env_number("TFHUB_MAX_MODEL_BYTES", float(64 << 30), minimum=1))
+
+
+def http_min_rate() -> float:
+    """``TFHUB_HTTP_MIN_RATE``: bytes per second a download must average over every window of
+    ``TFHUB_HTTP_TIMEOUT`` seconds, or it fails as too slow (default 1024; 0 turns it off)."""
+    return _env_number("TFHUB_HTTP_MIN_RATE", 1024.0, minimum=0.0)
+
+
+def download_deadline() -> float | None:
+    """``TFHUB_DOWNLOAD_DEADLINE``: seconds one download may take from its first request to its
+    last byte, retries included (default 0: no deadline)."""
+    value = _env_number("TFHUB_DOWNLOAD_DEADLINE", 0.0, minimum=0.0)
+    return value or None
+
+
+def max_model_files() -> int:
+    """``TFHUB_MAX_MODEL_FILES``: upper bound on the members of one model archive (files,
+    directories) or files of a fast-path manifest (default 100000)."""
+    return int(_env_number("TFHUB_MAX_MODEL_FILES", 100_000, minimum=1))

@@ -14,7 +14,8 @@ Every error derives from :class:`HubError` and also from the built-in exception 
     │   └── OfflineError                               TFHUB_OFFLINE=1 and the handle is not cached
     ├── DownloadError(HubError, ConnectionError)      network failure, HTTP error status
     │   ├── RemoteNotFoundError(DownloadError, ModelNotFoundError)  404/410
-    │   └── ProtocolError(DownloadError, ValueError)  answer the hosting protocol does not allow
+    │   ├── ProtocolError(DownloadError, ValueError)  answer the hosting protocol does not allow
+    │   └── SlowTransferError(DownloadError)          under TFHUB_HTTP_MIN_RATE / past the deadline
     ├── ArchiveError(HubError, OSError)               the download is not a (safe) model archive
     │   └── ArchiveTooLargeError                       beyond TFHUB_MAX_MODEL_BYTES
     └── CacheError(HubError, OSError)                 the cache cannot be used (lock, permissions)
@@ -44,6 +45,7 @@ __all__ = [
     "OfflineError",
     "ProtocolError",
     "RemoteNotFoundError",
+    "SlowTransferError",
     "UsageError",
 ]
 
@@ -161,3 +163,8 @@ class CommonSignatureError(HubError, ValueError):
         super().__init__(message, handle=handle)
         self.signature = signature
         self.problems = list(problems)
+
+
+class SlowTransferError(DownloadError):
+    """A download was slower than ``TFHUB_HTTP_MIN_RATE`` or ran past
+    ``TFHUB_DOWNLOAD_DEADLINE`` (the blocks already verified are kept for a retry)."""

@@ -2,15 +2,16 @@
 
 Every archive is treated as hostile: only regular files and directories are written, member
 names must stay inside the destination (no ``..``, no absolute paths), duplicate members are
-refused, and the unpacked size is bounded by ``TFHUB_MAX_MODEL_BYTES``. The archive is read
-as a stream (``r|*``: plain tar, gzip, bz2 or xz), never stored whole.
+refused, and what decompression produces is bounded: every byte of it (headers, pax and GNU
+extension records, directory members' data, padding) counts toward ``TFHUB_MAX_MODEL_BYTES``,
+and the members toward ``TFHUB_MAX_MODEL_FILES``, both checked before the bytes are read. The
+archive is read as a stream (plain tar, gzip, bz2 or xz), never stored whole.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import posixpath
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from tfhub import config
 from tfhub.errors import ArchiveError, ArchiveTooLargeError
 from tfhub.handles.cache import FileRecord, Manifest
 from tfhub.handles.transfer import CorruptStreamError, PipelinedStream
+from tfhub.protocol import safe_relative_path
 
 __all__ = ["extract_tar_stream", "safe_member_path"]
 
@@ -31,26 +33,13 @@ _READ_ERRORS: tuple[type[Exception], ...] = (EOFError, CorruptStreamError)
 
 
 def safe_member_path(name: str, *, source: str) -> str | None:
-    """The normalized relative path of a tar member, or None for the root itself.
+    """The normalized relative path of a tar member, or None for the root itself (see
+    :func:`tfhub.protocol.safe_relative_path`).
 
     Raises:
         ArchiveError: the name is absolute or escapes the archive root.
     """
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        raise ArchiveError(
-            f"{source} contains the absolute path {name!r}; model archives must hold relative "
-            "paths only.",
-            handle=source,
-        )
-    norm = posixpath.normpath(name.replace("\\", "/"))
-    if norm in (".", ""):
-        return None
-    if norm == ".." or norm.startswith("../"):
-        raise ArchiveError(
-            f"{source} contains the path {name!r}, which points outside the model directory.",
-            handle=source,
-        )
-    return norm
+    return safe_relative_path(name, source=source)
 
 
 class _Chunks:
@@ -162,6 +151,7 @@ def extract_tar_stream(
     *,
     source: str,
     max_bytes: int | None = None,
+    max_files: int | None = None,
 ) -> Manifest:
     """Unpacks the tar stream ``fileobj`` (plain, gzip, bzip2 or xz) into the existing empty
     directory ``dest``.
@@ -174,7 +164,11 @@ def extract_tar_stream(
             :class:`PipelinedStream` already reading one.
         dest: the directory to fill.
         source: the handle or URL, for error messages.
-        max_bytes: refuse more unpacked bytes than this (default ``TFHUB_MAX_MODEL_BYTES``).
+        max_bytes: refuse a tar stream (everything decompression produces: headers,
+            extension records, member data, padding) over this many bytes (default
+            ``TFHUB_MAX_MODEL_BYTES``).
+        max_files: refuse more members (files and directories) than this (default
+            ``TFHUB_MAX_MODEL_FILES``).
 
     Returns:
         The manifest of the files written: relative path → size and sha256.
@@ -182,9 +176,13 @@ def extract_tar_stream(
     Raises:
         ArchiveError: not a tar archive, truncated, or holding something other than plain
             files and directories inside the root.
-        ArchiveTooLargeError: the unpacked content exceeds ``max_bytes``.
+        ArchiveTooLargeError: the stream exceeds ``max_bytes`` or ``max_files``.
     """
-    limit = config.max_model_bytes() if max_bytes is None else max_bytes
+    limit = _Limits(
+        source,
+        config.max_model_bytes() if max_bytes is None else max_bytes,
+        config.max_model_files() if max_files is None else max_files,
+    )
     own = not isinstance(fileobj, PipelinedStream)
     stream = PipelinedStream(fileobj) if own else fileobj
     try:
@@ -200,9 +198,36 @@ def extract_tar_stream(
             stream.close()
 
 
-def _walk(chunks: _Chunks, dest: Path, source: str, limit: int) -> Manifest:
+class _Limits:
+    """Counts what decompression produces, refusing it before it is read."""
+
+    def __init__(self, source: str, max_bytes: int, max_files: int) -> None:
+        self.source, self.max_bytes, self.max_files = source, max_bytes, max_files
+        self.bytes = self.members = 0
+
+    def take(self, n: int) -> None:
+        """Accounts for ``n`` more bytes of the tar stream, about to be read."""
+        self.bytes += n
+        if self.bytes > self.max_bytes:
+            raise ArchiveTooLargeError(
+                f"{self.source} unpacks to more than {self.max_bytes} bytes (headers and "
+                "directory data included; TFHUB_MAX_MODEL_BYTES); raise the limit if this model "
+                "is really that large.",
+                handle=self.source,
+            )
+
+    def member(self) -> None:
+        self.members += 1
+        if self.members > self.max_files:
+            raise ArchiveTooLargeError(
+                f"{self.source} holds more than {self.max_files} files and directories "
+                "(TFHUB_MAX_MODEL_FILES); raise the limit if this model really has that many.",
+                handle=self.source,
+            )
+
+
+def _walk(chunks: _Chunks, dest: Path, source: str, limit: _Limits) -> Manifest:
     manifest: Manifest = {}
-    total = 0
     long_name: str | None = None
     pax: dict[str, str] = {}
     while True:
@@ -211,6 +236,7 @@ def _walk(chunks: _Chunks, dest: Path, source: str, limit: int) -> Manifest:
             # Every tar writer ends with zero blocks: a stream cut at a member boundary must
             # not pass for a complete (smaller) model.
             raise EOFError("the archive ends without its end-of-archive marker (truncated)")
+        limit.take(_BLOCK)
         if block == _ZERO_BLOCK:
             break
         raw_name, mode, size, kind, linkname = _header(block)
@@ -220,6 +246,7 @@ def _walk(chunks: _Chunks, dest: Path, source: str, limit: int) -> Manifest:
                 raise ArchiveError(
                     f"{source} has an oversized tar extension header.", handle=source
                 )
+            limit.take(padded)
             data = chunks.exactly(padded) if padded else b""
             if data is None:
                 raise EOFError("the archive ends inside an extension header")
@@ -239,6 +266,8 @@ def _walk(chunks: _Chunks, dest: Path, source: str, limit: int) -> Manifest:
         linkname = pax.get("linkpath", linkname)
         long_name, pax = None, {}
         rel = safe_member_path(name, source=source)
+        limit.member()
+        limit.take(padded)  # a directory's "data" too: it is decompressed all the same
         if kind == b"5":
             if rel is not None:
                 _mkdir(dest / rel, name, source)
@@ -264,13 +293,6 @@ def _walk(chunks: _Chunks, dest: Path, source: str, limit: int) -> Manifest:
         if rel in manifest:
             raise ArchiveError(
                 f"{source} contains {name!r} twice; refusing an ambiguous archive.",
-                handle=source,
-            )
-        total += size
-        if total > limit:
-            raise ArchiveTooLargeError(
-                f"{source} unpacks to more than {limit} bytes (TFHUB_MAX_MODEL_BYTES); "
-                "raise the limit if this model is really that large.",
                 handle=source,
             )
         manifest[rel] = _write_member(chunks, size, dest / rel, name, source)

@@ -1,31 +1,32 @@
 """The fast path from a tfhub server: the model's files, in parallel, verified, resumable.
 
 A tfhub server that stores a model's files one by one answers a request carrying
-``Accept: application/vnd.tfhub.files+json`` with a manifest (see :mod:`tfhub.protocol`)
-instead of the tarball. The files are then fetched with HTTP range requests on
-``TFHUB_DOWNLOAD_WORKERS`` connections, written straight into place with ``pwrite`` (nothing
-to decompress, nothing to unpack), and every block is checked against the manifest's sha256
-as it streams by: a block that does not match refuses the install.
+``Accept: application/vnd.tfhub.files+json`` with a manifest (:class:`tfhub.protocol.
+FilesManifest`) instead of the tarball. The files are then fetched with HTTP range requests on
+``TFHUB_DOWNLOAD_WORKERS`` connections from the manifest's own origin (scheme, host and port:
+a manifest cannot send the client anywhere else), written straight into place with ``pwrite``
+(nothing to decompress, nothing to unpack), and every block is checked against the manifest's
+sha256 as it streams by: a block that does not match refuses the install.
 
 Downloads resume: the files are assembled in ``<entry>.partial/`` beside the cache entry
-(under the entry's lock). When a transfer breaks, the request starts again from the first
-unverified block; when the process dies, the next attempt re-hashes the blocks already on
-disk and fetches only the missing or damaged ones.
+(private to its owner, 0700, under the entry's lock; files opened without following links).
+Nothing is reserved on disk ahead of the data (files are sparse until written). When a
+transfer breaks, the request starts again from the first unverified block; when the process
+dies, the next attempt re-hashes the blocks already on disk and fetches only the missing or
+damaged ones. A failure that retrying cannot fix (the server refuses, a block is corrupt)
+removes ``.partial/``.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import errno
-import hashlib
 import json
 import logging
 import os
-import re
 import shutil
+import stat
 import threading
-import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,44 +35,51 @@ from typing import Any
 
 import requests
 
-from tfhub import config, protocol
-from tfhub.errors import ArchiveError, ArchiveTooLargeError, DownloadError, ProtocolError
-from tfhub.handles.archive import safe_member_path
+from tfhub import config, protocol, transport
+from tfhub.errors import (
+    ArchiveError,
+    ArchiveTooLargeError,
+    CacheError,
+    DownloadError,
+    HubError,
+    ProtocolError,
+)
 from tfhub.handles.cache import FileRecord, Manifest, bad_blocks
+from tfhub.progress import byte_bar
+from tfhub.protocol import FileEntry, FilesManifest
+from tfhub.transport import BROKEN_TRANSFER, Retry, TransferGuard
 
-__all__ = ["RemoteFile", "download_files", "parse_files_manifest"]
+__all__ = ["download_files", "fetch_manifest", "parse_files_manifest"]
 
 logger = logging.getLogger(__name__)
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _READ = 1 << 20
-_MIN_BLOCK, _MAX_BLOCK = 64 << 10, 1 << 30
 # In the partial directory: which files it holds blocks of, and (under files/) the files.
 _STATE = "remote.json"
 _FILES = "files"
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-@dataclass(frozen=True)
-class RemoteFile:
-    """One file of a model on the server."""
-
-    path: str
-    size: int
-    sha256: str
-    url: str
-    blocks: tuple[str, ...]
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or _DEFAULT_PORTS.get(scheme, 0)  # ValueError: a bad port
+    return scheme, (parts.hostname or "").lower(), port
 
 
-def parse_files_manifest(data: bytes, *, handle: str, url: str) -> tuple[int, list[RemoteFile]]:
-    """Checks a files manifest and returns ``(block_size, files)`` with absolute URLs.
+def parse_files_manifest(data: bytes, *, handle: str, url: str) -> FilesManifest:
+    """Checks a files manifest fetched from ``url`` and returns it with absolute file URLs,
+    each on the same origin as ``url``.
 
     Raises:
-        ProtocolError: the manifest is malformed.
+        ProtocolError: the manifest is malformed, or a file URL is on another origin.
         ArchiveError: it names a path outside the model directory, or twice.
-        ArchiveTooLargeError: the files add up to more than ``TFHUB_MAX_MODEL_BYTES``.
+        ArchiveTooLargeError: the files add up to more than ``TFHUB_MAX_MODEL_BYTES``, or are
+            more than ``TFHUB_MAX_MODEL_FILES``.
     """
 
-    def bad(why: str) -> ProtocolError:
+    def bad(why: object) -> ProtocolError:
         return ProtocolError(
             f"{url} answered with an invalid files manifest ({why}); set TFHUB_FAST_PATH=0 to "
             "download the tarball instead, and report this to the server's operator.",
@@ -80,86 +88,81 @@ def parse_files_manifest(data: bytes, *, handle: str, url: str) -> tuple[int, li
         )
 
     try:
-        doc = json.loads(data)
+        manifest = FilesManifest.from_json(json.loads(data))
     except ValueError as exc:
+        if isinstance(exc, ProtocolError):
+            raise bad(exc) from None
         raise bad(f"not JSON: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("version") != protocol.FILES_MANIFEST_VERSION:
-        raise bad(f"expected an object with version {protocol.FILES_MANIFEST_VERSION}")
-    block_size = doc.get("block_size")
-    if type(block_size) is not int or not _MIN_BLOCK <= block_size <= _MAX_BLOCK:
-        raise bad(f"block_size {block_size!r}")
-    entries = doc.get("files")
-    if not isinstance(entries, list) or not entries:
-        raise bad("no files")
-    files: list[RemoteFile] = []
-    seen: set[str] = set()
-    total = 0
-    limit = config.max_model_bytes()
-    for entry in entries:
-        if not isinstance(entry, dict):
-            raise bad("a file entry is not an object")
-        path, size, sha, link, blocks = (
-            entry.get(k) for k in ("path", "size", "sha256", "url", "blocks")
+    except ArchiveError as exc:
+        raise ArchiveError(f"{handle}: {exc}", handle=handle) from None
+    limit, max_files = config.max_model_bytes(), config.max_model_files()
+    if len(manifest.files) > max_files:
+        raise ArchiveTooLargeError(
+            f"{handle} holds more than {max_files} files (TFHUB_MAX_MODEL_FILES); raise the "
+            "limit if this model really has that many.",
+            handle=handle,
         )
-        if not isinstance(path, str) or not isinstance(link, str):
-            raise bad(f"file entry {entry!r:.200}")
-        rel = safe_member_path(path, source=handle)
-        if rel is None:
-            raise bad(f"the path {path!r} names the model directory itself")
-        if type(size) is not int or size < 0:
-            raise bad(f"size of {rel!r}")
-        if not isinstance(sha, str) or not _HEX64.match(sha):
-            raise bad(f"sha256 of {rel!r}")
-        if (
-            not isinstance(blocks, list)
-            or len(blocks) != -(-size // block_size)
-            or not all(isinstance(b, str) and _HEX64.match(b) for b in blocks)
-        ):
-            raise bad(f"block hashes of {rel!r}")
-        if rel in seen:
-            raise ArchiveError(f"{handle} lists {rel!r} twice.", handle=handle)
-        seen.add(rel)
-        absolute = urllib.parse.urljoin(url, link)
-        if urllib.parse.urlsplit(absolute).scheme not in ("http", "https"):
-            raise bad(f"the URL of {rel!r} is not http(s)")
-        total += size
-        if total > limit:
-            raise ArchiveTooLargeError(
-                f"{handle} holds more than {limit} bytes (TFHUB_MAX_MODEL_BYTES); raise the "
-                "limit if this model is really that large.",
-                handle=handle,
+    if manifest.total_size > limit:
+        raise ArchiveTooLargeError(
+            f"{handle} holds more than {limit} bytes (TFHUB_MAX_MODEL_BYTES); raise the "
+            "limit if this model is really that large.",
+            handle=handle,
+        )
+    home = _origin(url)
+    files = []
+    for f in manifest.files:
+        absolute = urllib.parse.urljoin(url, f.url)
+        try:
+            origin = _origin(absolute)
+        except ValueError:
+            raise bad(f"the URL of {f.path!r} has an invalid port") from None
+        if origin[0] not in ("http", "https"):
+            raise bad(f"the URL of {f.path!r} is not http(s)")
+        if origin != home:
+            raise bad(
+                f"the URL of {f.path!r} is on {origin[0]}://{origin[1]}:{origin[2]}, not on the "
+                f"manifest's origin {home[0]}://{home[1]}:{home[2]}"
             )
-        files.append(RemoteFile(rel, size, sha, absolute, tuple(blocks)))
-    for rel in seen:  # a file may not also be a directory of another file
-        parent = rel.rpartition("/")[0]
-        while parent:
-            if parent in seen:
-                raise ArchiveError(
-                    f"{handle} lists {parent!r} both as a file and as a directory.", handle=handle
-                )
-            parent = parent.rpartition("/")[0]
-    return block_size, files
+        files.append(FileEntry(f.path, f.size, f.sha256, absolute, f.blocks))
+    return FilesManifest(manifest.block_size, tuple(files))
+
+
+def fetch_manifest(
+    handle: str, data: bytes, url: str, dest: Path, partial: Path, guard: TransferGuard
+) -> Manifest:
+    """Parses the manifest ``data`` fetched from ``url`` and downloads its files into
+    ``dest`` (see :func:`download_files`), with a progress bar."""
+    manifest = parse_files_manifest(data, handle=handle, url=url)
+    bar = byte_bar(f"Downloading {handle}", manifest.total_size)
+    try:
+        return download_files(
+            handle, manifest, dest, partial, guard=guard, on_bytes=bar.update if bar else None
+        )
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 @dataclass
 class _Run:
     """Blocks ``first``..``last`` (inclusive) of one file, fetched by one request."""
 
-    file: RemoteFile
+    file: FileEntry
     first: int
     last: int
 
 
 def download_files(
     handle: str,
-    block_size: int,
-    files: list[RemoteFile],
+    manifest: FilesManifest,
     dest: Path,
     partial: Path,
     *,
+    guard: TransferGuard | None = None,
     on_bytes: Callable[[int], None] | None = None,
 ) -> Manifest:
-    """Fetches ``files`` into ``dest`` through the resumable staging directory ``partial``.
+    """Fetches the files of ``manifest`` into ``dest`` through the resumable staging
+    directory ``partial``.
 
     Returns:
         The manifest of what was written (every block verified).
@@ -168,62 +171,118 @@ def download_files(
         ProtocolError: a block's sha256 differs from the manifest (nothing is installed), or
             the server ignored a range request.
         DownloadError: the network failed after the retries.
+        CacheError: ``partial`` is a link, or belongs to another user.
     """
-    _prepare_partial(partial, files)
-    runs: list[_Run] = []
-    for f in files:
-        target = partial / _FILES / f.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        existing = target.stat().st_size if target.exists() else None
-        if existing != f.size:
-            _allocate(target, f.size)
-        # A resumed file keeps the blocks that already match.
-        missing = set(bad_blocks(target, block_size, f.blocks)) if existing == f.size else None
-        runs.extend(_split_runs(f, missing))
-    _fetch_all(handle, block_size, runs, partial, on_bytes)
-    manifest: Manifest = {}
-    for f in files:
-        target = dest / f.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(partial / _FILES / f.path, target)
-        # What was verified is recorded: the block hashes (the file's sha256 in the manifest
-        # was not recomputed; `tfhub cache verify` checks the blocks).
-        manifest[f.path] = FileRecord(f.size, None, block_size, f.blocks)
-    shutil.rmtree(partial, ignore_errors=True)
-    return manifest
-
-
-def _allocate(path: Path, size: int) -> None:
-    """Creates ``path`` with ``size`` bytes reserved on disk (a full disk fails here, before
-    any download), keeping whatever blocks it already holds."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
+    guard = guard or TransferGuard(handle, handle)
+    block_size = manifest.block_size
+    _prepare_partial(partial, manifest.files)
     try:
-        os.ftruncate(fd, size)
-        if size:
-            try:
-                os.posix_fallocate(fd, 0, size)
-            except OSError as exc:
-                if exc.errno == errno.ENOSPC:
-                    raise
-                # Not every file system can reserve space; the writes will allocate it.
+        runs: list[_Run] = []
+        for f in manifest.files:
+            runs.extend(_split_runs(f, _missing_blocks(partial / _FILES / f.path, f, block_size)))
+        _fetch_all(handle, block_size, runs, partial, guard, on_bytes)
+        result: Manifest = {}
+        for f in manifest.files:
+            target = dest / f.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(partial / _FILES / f.path, target)
+            # What was verified is recorded: the block hashes (the file's sha256 in the
+            # manifest was not recomputed; `tfhub cache verify` checks the blocks).
+            result[f.path] = FileRecord(f.size, None, block_size, f.blocks)
+    except BaseException as exc:
+        if not transport.is_transient(exc):
+            shutil.rmtree(partial, ignore_errors=True)  # nothing worth resuming
+        raise
+    shutil.rmtree(partial, ignore_errors=True)
+    return result
+
+
+def _missing_blocks(target: Path, f: FileEntry, block_size: int) -> set[int] | None:
+    """Creates ``target`` (sparse: no disk is reserved ahead of the data) unless it holds
+    blocks of ``f`` already; returns the indexes of its blocks that still need fetching
+    (None: all of them)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = _open_nofollow(target, os.O_RDWR | os.O_CREAT)
+    try:
+        if os.fstat(fd).st_size == f.size:  # a resumed file keeps the blocks that match
+            return set(bad_blocks(target, block_size, f.blocks))
+        os.ftruncate(fd, f.size)
+        return None
     finally:
         os.close(fd)
 
 
-def _prepare_partial(partial: Path, files: list[RemoteFile]) -> None:
+def _open_nofollow(path: Path, flags: int) -> int:
+    try:
+        return os.open(path, flags | _NOFOLLOW, 0o666)
+    except OSError as exc:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            raise CacheError(
+                f"{path} is a symbolic link; tfhub never writes through links in its cache. "
+                "Remove it and try again.",
+            ) from exc
+        raise
+
+
+def _owner(uid: int) -> str:
+    try:
+        import pwd  # POSIX only
+
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
+def _private_dir(partial: Path) -> bool:
+    """Makes sure ``partial`` is a directory of ours, private (0700); returns whether it
+    already existed and can be trusted to hold our blocks.
+
+    Raises:
+        CacheError: it is a link, not a directory, or another user's.
+    """
+    try:
+        st = os.lstat(partial)
+    except FileNotFoundError:
+        os.mkdir(partial, 0o700)
+        return False
+    if not stat.S_ISDIR(st.st_mode):
+        kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a directory"
+        raise CacheError(
+            f"{partial} is {kind} (owner {_owner(st.st_uid)}); tfhub keeps partial downloads "
+            "only in private directories of its own. Remove it and try again."
+        )
+    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+        raise CacheError(
+            f"{partial} belongs to {_owner(st.st_uid)}, not to you: another user's partial "
+            "download is never trusted or written into. Ask them (or an administrator) to "
+            "remove it, or set TFHUB_CACHE_DIR to a cache of your own."
+        )
+    if st.st_mode & 0o077:  # others could have written into it: start afresh, privately
+        shutil.rmtree(partial)
+        os.mkdir(partial, 0o700)
+        return False
+    return True
+
+
+def _prepare_partial(partial: Path, files: tuple[FileEntry, ...]) -> None:
     """Keeps ``partial`` only if it holds blocks of these very files; empties it otherwise."""
     wanted = json.dumps(sorted([f.path, f.sha256] for f in files))
     state = partial / _STATE
-    with contextlib.suppress(OSError):
-        if state.read_text("utf8") == wanted:
-            logger.info("Resuming the download in %s", partial)
-            return
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    state.write_text(wanted, "utf8")
+    if _private_dir(partial):
+        with contextlib.suppress(OSError):
+            fd = os.open(state, os.O_RDONLY | _NOFOLLOW)
+            with os.fdopen(fd, "rb") as fh:
+                if fh.read(len(wanted) + 1) == wanted.encode():
+                    logger.info("Resuming the download in %s", partial)
+                    return
+        shutil.rmtree(partial)
+        os.mkdir(partial, 0o700)
+    fd = _open_nofollow(state, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(wanted.encode())
 
 
-def _split_runs(f: RemoteFile, missing: set[int] | None) -> list[_Run]:
+def _split_runs(f: FileEntry, missing: set[int] | None) -> list[_Run]:
     """The blocks to fetch (all, or the ``missing`` ones of a resumed file), consecutive ones
     in requests of at most ``_RUN_BLOCKS`` blocks (so that several connections share a large
     file)."""
@@ -249,6 +308,7 @@ def _fetch_all(
     block_size: int,
     runs: list[_Run],
     partial: Path,
+    guard: TransferGuard,
     on_bytes: Callable[[int], None] | None,
 ) -> None:
     if not runs:
@@ -261,15 +321,13 @@ def _fetch_all(
     def worker_session() -> requests.Session:
         sess: requests.Session | None = getattr(local, "session", None)
         if sess is None:
-            from tfhub.handles.http import session
-
-            sess = local.session = session()
+            sess = local.session = transport.session()
             with sessions_lock:
                 sessions.append(sess)
         return sess
 
     def work(run: _Run) -> None:
-        _fetch_run(handle, block_size, run, partial, worker_session(), stop, on_bytes)
+        _fetch_run(handle, block_size, run, partial, worker_session(), stop, guard, on_bytes)
 
     workers = min(config.download_workers(), len(runs))
     # Larger files first, so that the tail of the download is made of small requests.
@@ -296,51 +354,57 @@ def _fetch_run(
     partial: Path,
     sess: requests.Session,
     stop: threading.Event,
+    guard: TransferGuard,
     on_bytes: Callable[[int], None] | None,
 ) -> None:
     """Fetches and verifies one run of blocks; a broken transfer resumes at the first
-    unverified block."""
-    from tfhub.handles.http import BROKEN_TRANSFER, backoff, get
-
+    unverified block. One retry budget per run, renewed whenever a block was verified (only
+    consecutive failures count; the guard bounds the whole download)."""
     f = run.file
-    attempt = 0
-    fd = os.open(partial / _FILES / f.path, os.O_WRONLY)
+    policy = Retry.from_config()
+    retry = policy
+    fd = _open_nofollow(partial / _FILES / f.path, os.O_WRONLY)
     try:
-        while run.first <= run.last:
+        while run.first <= run.last and not stop.is_set():
             start = run.first * block_size
             end = min((run.last + 1) * block_size, f.size) - 1
             before = run.first
             try:
-                with get(
-                    f.url, handle=handle, headers={"Range": f"bytes={start}-{end}"}, sess=sess
-                ) as resp:
+                resp, retry = transport.open_response(
+                    f.url,
+                    handle=handle,
+                    sess=sess,
+                    retry=retry,
+                    headers={"Range": f"bytes={start}-{end}"},
+                    allow_redirects=False,  # blobs stay on the manifest's origin
+                    guard=guard,
+                )
+                with resp:
                     _check_range(resp, handle, f, start, end)
                     resp.raw.decode_content = True
-                    _stream_blocks(resp, fd, run, block_size, handle, stop, on_bytes)
-            except DownloadError:
-                raise  # already retried by get(), or a checksum/protocol failure
+                    _stream_blocks(resp, fd, run, block_size, handle, stop, guard, on_bytes)
+            except HubError:
+                raise  # already retried, or a checksum/protocol failure, or too slow
             except BROKEN_TRANSFER as exc:
                 if stop.is_set():
                     return
                 if run.first > before:
-                    attempt = 0  # it made progress: only consecutive failures count
-                if attempt >= config.http_retries():
+                    retry = policy  # it made progress: only consecutive failures count
+                if retry.exhausted:
                     raise DownloadError(
                         f"The download of {f.path} of {handle} from {f.url} broke off: {exc}. "
                         "Check the network and try again: the blocks already verified are kept.",
                         handle=handle,
                         url=f.url,
                     ) from exc
-                attempt += 1
                 logger.info("Resuming %s at block %d after %s", f.url, run.first, exc)
-                time.sleep(backoff(attempt, None))
-            if stop.is_set():
-                return
+                retry.sleep(None, guard)
+                retry = retry.increment()
     finally:
         os.close(fd)
 
 
-def _check_range(resp: Any, handle: str, f: RemoteFile, start: int, end: int) -> None:
+def _check_range(resp: Any, handle: str, f: FileEntry, start: int, end: int) -> None:
     whole = start == 0 and end == f.size - 1
     if resp.status_code == 206:
         expected = f"bytes {start}-{end}/{f.size}"
@@ -348,10 +412,17 @@ def _check_range(resp: Any, handle: str, f: RemoteFile, start: int, end: int) ->
             return
     elif resp.status_code == 200 and whole:
         return
+    if 300 <= resp.status_code < 400:
+        why = (
+            f"redirected to {resp.headers.get('Location')!r}; the fast path fetches files only "
+            "from the manifest's own origin"
+        )
+    else:
+        why = "the server must support range requests for the fast path"
     raise ProtocolError(
         f"{f.url} answered a request for bytes {start}-{end} of {f.path} with status "
-        f"{resp.status_code} and Content-Range {resp.headers.get('Content-Range')!r}; the server "
-        "must support range requests for the fast path (set TFHUB_FAST_PATH=0 to avoid it).",
+        f"{resp.status_code} and Content-Range {resp.headers.get('Content-Range')!r}; {why} "
+        "(set TFHUB_FAST_PATH=0 to avoid it).",
         handle=handle,
         url=f.url,
         status=resp.status_code,
@@ -365,21 +436,22 @@ def _stream_blocks(
     block_size: int,
     handle: str,
     stop: threading.Event,
+    guard: TransferGuard,
     on_bytes: Callable[[int], None] | None,
 ) -> None:
     """Writes the blocks of ``run`` from ``resp`` at their offsets, checking each one's
-    sha256 as it completes and advancing ``run.first`` past it (so that a retry resumes
+    hash as it completes and advancing ``run.first`` past it (so that a retry resumes
     there)."""
     f = run.file
     index = run.first
     offset = index * block_size
     block_end = min(offset + block_size, f.size)
-    digest = hashlib.sha256()
+    digest = protocol.block_digest()
     raw = resp.raw
     while index <= run.last:
         if stop.is_set():
             return
-        chunk = raw.read(min(_READ, block_end - offset))
+        chunk = transport.read_some(raw, min(_READ, block_end - offset), guard)
         if not chunk:
             raise requests.exceptions.ChunkedEncodingError(
                 f"the body of {f.url} ended at byte {offset} of {f.path}"
@@ -406,4 +478,4 @@ def _stream_blocks(
             index += 1
             run.first = index
             block_end = min(offset + block_size, f.size)
-            digest = hashlib.sha256()
+            digest = protocol.block_digest()

@@ -1,35 +1,29 @@
 """The hosting-protocol client: ``http(s)://`` handles.
 
-One HTTP setup for all of tfhub: every request has a connect and read timeout
-(``TFHUB_HTTP_TIMEOUT``), idempotent GETs are retried with capped exponential backoff and
-jitter on transient failures (connection errors, 408/429/5xx, honouring ``Retry-After``),
-TLS certificates are verified unless ``TFHUB_DISABLE_CERT_VALIDATION`` is set, and proxies
-come from the environment (``https_proxy``, ``no_proxy``, ...).
+Every request goes through :mod:`tfhub.transport` (timeouts, TLS, proxies, one retry budget
+per transfer, the minimum rate and deadline, errors mapped to tfhub's). A tfhub server is
+asked for the fast path (:mod:`tfhub.handles.fastpath`); any other server answers with the
+tarball, which is streamed, decompressed and unpacked on separate threads and resumed with
+range requests when the transfer breaks.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import random
 import shutil
-import time
 import urllib.parse
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import requests
-import urllib3
 
-from tfhub import __version__, config, protocol
-from tfhub.errors import DownloadError, OfflineError, ProtocolError, RemoteNotFoundError
+from tfhub import config, protocol, transport
+from tfhub.errors import DownloadError, HubError, OfflineError, ProtocolError
 from tfhub.handles import cache, fastpath
 from tfhub.handles.archive import extract_tar_stream
 from tfhub.handles.cache import Manifest
 from tfhub.handles.transfer import PipelinedStream
 from tfhub.progress import byte_bar
+from tfhub.transport import BROKEN_TRANSFER, Retry, TransferGuard, get, session
 
 __all__ = [
     "HttpCompressedResolver",
@@ -40,23 +34,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-USER_AGENT = f"tfhub/{__version__} (+hosting-protocol client)"
-RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-RETRY_EXCEPTIONS: tuple[type[BaseException], ...] = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-)
-# Errors while reading a response body that mean "the transfer broke off".
-BROKEN_TRANSFER: tuple[type[BaseException], ...] = (
-    requests.RequestException,
-    urllib3.exceptions.HTTPError,
-    ConnectionError,
-    TimeoutError,
-)
-_BACKOFF_BASE = 0.5
-_BACKOFF_CAP = 8.0
 
 
 def is_http(handle: str) -> bool:
@@ -71,150 +48,29 @@ def append_format_query(url: str, fmt: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 
-def session() -> requests.Session:
-    """A new session configured from the current settings (TLS, proxies from the environment)."""
-    s = requests.Session()
-    s.headers["User-Agent"] = USER_AGENT
-    s.trust_env = True
-    if config.cert_validation_disabled():
-        warnings.warn(
-            "TFHUB_DISABLE_CERT_VALIDATION is set: TLS certificates are not verified when "
-            "resolving handles.",
-            stacklevel=3,
-        )
-        s.verify = False
-    return s
-
-
-def backoff(attempt: int, retry_after: str | None) -> float:
-    if retry_after:
-        try:
-            seconds = float(retry_after)
-        except ValueError:  # an HTTP date or garbage: use our own schedule
-            seconds = math.nan
-        if math.isfinite(seconds):
-            return max(0.0, min(seconds, 60.0))
-    delay: float = min(_BACKOFF_CAP, _BACKOFF_BASE * 2.0**attempt)
-    return delay * (0.5 + random.random() / 2)
-
-
-def _status_error(handle: str, url: str, resp: requests.Response) -> DownloadError:
-    status = resp.status_code
-    where = url if url == handle else f"{url} (for {handle})"
-    if status in (404, 410):
-        return RemoteNotFoundError(
-            f"{where}: the server answered {status} {resp.reason}; check the publisher, model "
-            "name and version in the handle.",
-            handle=handle,
-            url=url,
-            status=status,
-        )
-    hint = {
-        401: "the server wants credentials",
-        403: "access is forbidden (credentials, or a signed URL that expired)",
-    }.get(status, "try again later, or check the server")
-    return DownloadError(
-        f"{where}: the server answered {status} {resp.reason}; {hint}.",
-        handle=handle,
-        url=url,
-        status=status,
-    )
-
-
-@contextmanager
-def get(
-    url: str,
-    *,
-    handle: str,
-    allow_redirects: bool = True,
-    headers: dict[str, str] | None = None,
-    sess: requests.Session | None = None,
-    raise_for_status: bool = True,
-) -> Iterator[requests.Response]:
-    """GETs ``url`` (streamed) with timeouts and retries; yields a response with status < 400
-    (any final status with ``raise_for_status=False``).
-
-    The response is closed when the block ends.
-
-    Raises:
-        RemoteNotFoundError: 404 or 410.
-        DownloadError: any other failure, after the retries are spent.
-    """
-    timeout = config.http_timeout()
-    retries = config.http_retries()
-    own = sess is None
-    s = sess or session()
-    try:
-        attempt = 0
-        while True:
-            try:
-                resp = s.get(
-                    url,
-                    stream=True,
-                    timeout=(timeout, timeout),
-                    allow_redirects=allow_redirects,
-                    headers=headers,
-                    # Explicit, so that REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the environment
-                    # cannot turn verification back on once the user has disabled it.
-                    verify=s.verify,
-                )
-            except requests.exceptions.SSLError as exc:
-                # Not transient: retrying cannot fix a certificate.
-                raise DownloadError(
-                    f"TLS verification failed for {url} ({handle}): {exc}. Fix the server's "
-                    "certificate or point REQUESTS_CA_BUNDLE at your CA; as a last resort set "
-                    "TFHUB_DISABLE_CERT_VALIDATION=true.",
-                    handle=handle,
-                    url=url,
-                ) from exc
-            except RETRY_EXCEPTIONS as exc:
-                if attempt >= retries:
-                    raise DownloadError(
-                        f"Could not download {handle} from {url} after {attempt + 1} attempts: "
-                        f"{exc}. Check the network, proxy settings (https_proxy) and the URL.",
-                        handle=handle,
-                        url=url,
-                    ) from exc
-                delay = backoff(attempt, None)
-                logger.info("Retrying %s in %.1fs after %s", url, delay, exc)
-            except requests.RequestException as exc:
-                raise DownloadError(
-                    f"Could not download {handle} from {url}: {exc}.", handle=handle, url=url
-                ) from exc
-            else:
-                if (
-                    resp.status_code < 400
-                    or (resp.status_code not in RETRY_STATUSES)
-                    or (attempt >= retries)
-                ):
-                    break
-                delay = backoff(attempt, resp.headers.get("Retry-After"))
-                logger.info("Retrying %s in %.1fs after status %s", url, delay, resp.status_code)
-                resp.close()
-            attempt += 1
-            time.sleep(delay)
-        try:
-            if raise_for_status and resp.status_code >= 400:
-                raise _status_error(handle, resp.url or url, resp)
-            yield resp
-        finally:
-            resp.close()
-    finally:
-        if own:
-            s.close()
-
-
 class _ResumableBody:
     """A response body that, when the transfer breaks, continues with a range request from
     the byte where it stopped (when the server offers ranges and a validator), instead of
-    starting over. Used for the plain protocol's tarball."""
+    starting over. Resumes spend the transfer's retry budget (:attr:`retry`) and go through
+    the same session, timeouts and TLS settings as the first request."""
 
-    def __init__(self, resp: requests.Response, url: str, handle: str) -> None:
+    def __init__(
+        self,
+        resp: requests.Response,
+        url: str,
+        handle: str,
+        *,
+        sess: requests.Session,
+        retry: Retry,
+        guard: TransferGuard,
+    ) -> None:
         self._resp = resp
         self._url = url
         self._handle = handle
+        self._sess = sess
+        self.retry = retry
+        self._guard = guard
         self._offset = 0
-        self._resumes = 0
         headers = resp.headers
         self._validator = headers.get("ETag") or headers.get("Last-Modified")
         self.resumable = bool(
@@ -228,13 +84,14 @@ class _ResumableBody:
         length = headers.get("Content-Length", "")
         self._length = int(length) if length.isdigit() else -1
         self._extra: requests.Response | None = None
-        self._extra_session: requests.Session | None = None
 
     def read(self, n: int) -> bytes:
         while True:
             try:
-                # read1: what has arrived, so that a break loses no received bytes
-                chunk: bytes = (self._extra or self._resp).raw.read1(n)
+                # what has arrived, so that a break loses no received bytes
+                chunk = transport.read_some((self._extra or self._resp).raw, n, self._guard)
+            except HubError:
+                raise  # too slow, past the deadline: not a broken transfer
             except BROKEN_TRANSFER:
                 if not self._resume():
                     raise
@@ -245,24 +102,23 @@ class _ResumableBody:
             return chunk
 
     def _resume(self) -> bool:
-        if not self.resumable or self._resumes >= config.http_retries():
+        if not self.resumable or self.retry.exhausted:
             return False
-        self._resumes += 1
         self.close()
-        time.sleep(backoff(self._resumes, None))
+        self.retry.sleep(None, self._guard)
+        self.retry = self.retry.increment()
         logger.info("Resuming %s at byte %d", self._url, self._offset)
         headers = {"Range": f"bytes={self._offset}-", "If-Range": str(self._validator)}
-        s = session()
         try:
-            resp = s.get(
+            resp, self.retry = transport.open_response(
                 self._url,
-                stream=True,
-                timeout=(config.http_timeout(), config.http_timeout()),
+                handle=self._handle,
+                sess=self._sess,
+                retry=self.retry,
                 headers=headers,
-                verify=s.verify,
+                guard=self._guard,
             )
-        except requests.RequestException:
-            s.close()
+        except DownloadError:
             return False
         content_range = resp.headers.get("Content-Range", "")
         same = (
@@ -273,18 +129,31 @@ class _ResumableBody:
         )
         if not same:
             resp.close()
-            s.close()
             return False  # the object changed, or ranges are refused: start over
-        self._extra, self._extra_session = resp, s
+        self._extra = resp
         return True
 
     def close(self) -> None:
         if self._extra is not None:
             self._extra.close()
             self._extra = None
-        if self._extra_session is not None:
-            self._extra_session.close()
-            self._extra_session = None
+
+
+_MAX_MANIFEST = 64 << 20
+
+
+def _read_manifest(resp: requests.Response, handle: str, url: str, guard: TransferGuard) -> bytes:
+    parts: list[bytes] = []
+    got = 0
+    resp.raw.decode_content = True
+    while chunk := transport.read_some(resp.raw, 1 << 20, guard):
+        parts.append(chunk)
+        got += len(chunk)
+        if got > _MAX_MANIFEST:
+            raise ProtocolError(
+                f"{url} sent a files manifest over {_MAX_MANIFEST} bytes.", handle=handle, url=url
+            )
+    return b"".join(parts)
 
 
 def download_archive(handle: str, url: str, dest: Path, *, partial: Path | None = None) -> Manifest:
@@ -292,74 +161,63 @@ def download_archive(handle: str, url: str, dest: Path, *, partial: Path | None 
 
     With ``partial`` (a staging directory beside the cache entry) and the fast path enabled,
     a tfhub server is asked for the model's files (:mod:`tfhub.handles.fastpath`); any other
-    server answers with the tarball, which is streamed, decompressed and unpacked on separate
-    threads and resumed with range requests when the transfer breaks.
+    server answers with the tarball. One retry budget covers the whole transfer: the first
+    request, resumes of a broken body and restarts.
     """
-    retries = config.http_retries()
+    retry = Retry.from_config()
+    guard = TransferGuard(handle, url)
     fast = partial is not None and config.fast_path()
-    headers = {"Accept": f"{protocol.FILES_MEDIA_TYPE}, */*;q=0.5"} if fast else None
-    attempt = 0
-    while True:
-        try:
-            with get(url, handle=handle, headers=headers) as resp:
-                content_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
-                if fast and content_type == protocol.FILES_MEDIA_TYPE:
-                    body = resp.raw.read(_MAX_MANIFEST + 1, decode_content=True)
-                    if len(body) > _MAX_MANIFEST:
-                        raise ProtocolError(
-                            f"{url} sent a files manifest over {_MAX_MANIFEST} bytes.",
-                            handle=handle,
-                            url=url,
-                        )
-                    manifest_url = resp.url or url
-                else:
-                    return _unpack_response(handle, url, resp, dest)
-            block_size, files = fastpath.parse_files_manifest(body, handle=handle, url=manifest_url)
-            bar = byte_bar(f"Downloading {handle}", sum(f.size for f in files))
+    headers = {"Accept": protocol.ACCEPT_FILES} if fast else None
+    sess = session()
+    try:
+        while True:
+            body: _ResumableBody | None = None
             try:
-                assert partial is not None
-                return fastpath.download_files(
-                    handle,
-                    block_size,
-                    files,
-                    dest,
-                    partial,
-                    on_bytes=bar.update if bar else None,
+                resp, retry = transport.open_response(
+                    url, handle=handle, sess=sess, retry=retry, headers=headers, guard=guard
                 )
+                with resp:
+                    kind = resp.headers.get("Content-Type", "").split(";")[0].strip()
+                    if not (fast and kind == protocol.FILES_MEDIA_TYPE):
+                        body = _ResumableBody(
+                            resp, resp.url or url, handle, sess=sess, retry=retry, guard=guard
+                        )
+                        return _unpack(handle, resp, body, dest)
+                    manifest_url = resp.url or url
+                    data = _read_manifest(resp, handle, manifest_url, guard)
+                assert partial is not None
+                return fastpath.fetch_manifest(handle, data, manifest_url, dest, partial, guard)
+            except HubError:
+                raise
+            except BROKEN_TRANSFER as exc:
+                # The body broke off mid-way and could not be resumed: start this transfer
+                # again, with what is left of the budget.
+                if body is not None:
+                    retry = body.retry
+                if retry.exhausted:
+                    raise transport.translate(
+                        exc, handle=handle, url=url, attempts=retry.attempt + 1
+                    ) from exc
+                logger.info("Restarting the download of %s after %s", url, exc)
+                _clear(dest)
+                retry.sleep(None, guard)
+                retry = retry.increment()
             finally:
-                if bar is not None:
-                    bar.close()
-        except DownloadError:
-            raise
-        except BROKEN_TRANSFER as exc:
-            # The body broke off mid-way and could not be resumed: start this transfer again.
-            if attempt >= retries:
-                raise DownloadError(
-                    f"The download of {handle} from {url} broke off: {exc}. Check the network "
-                    "and try again.",
-                    handle=handle,
-                    url=url,
-                ) from exc
-            logger.info("Restarting the download of %s after %s", url, exc)
-            _clear(dest)
-            attempt += 1
-            time.sleep(backoff(attempt, None))
+                if body is not None:
+                    body.close()
+    finally:
+        sess.close()
 
 
-_MAX_MANIFEST = 64 << 20
-
-
-def _unpack_response(handle: str, url: str, resp: requests.Response, dest: Path) -> Manifest:
+def _unpack(handle: str, resp: requests.Response, body: _ResumableBody, dest: Path) -> Manifest:
     resp.raw.decode_content = True
     length = resp.headers.get("Content-Length")
     bar = byte_bar(f"Downloading {handle}", int(length) if length and length.isdigit() else None)
-    body = _ResumableBody(resp, resp.url or url, handle)
     stream = PipelinedStream(body, on_bytes=bar.update if bar else None)
     try:
         return extract_tar_stream(stream, dest, source=handle)
     finally:
         stream.close()
-        body.close()
         if bar is not None:
             bar.close()
 
@@ -410,9 +268,7 @@ class HttpUncompressedResolver:
             try:
                 body = resp.raw.read(4096, decode_content=True).decode("utf8", "replace").strip()
             except BROKEN_TRANSFER as exc:
-                raise DownloadError(
-                    f"Reading the answer of {url} failed: {exc}.", handle=handle, url=url
-                ) from exc
+                raise transport.translate(exc, handle=handle, url=url) from exc
             status = resp.status_code
         if status != 303:
             raise ProtocolError(

@@ -11,14 +11,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from tfhub import config
-from tfhub.errors import (
-    ArchiveTooLargeError,
-    DownloadError,
-    HubError,
-    InvalidHandleError,
-    ModelNotFoundError,
-)
+from tfhub import config, transport
+from tfhub.errors import ArchiveTooLargeError, HubError, InvalidHandleError, ModelNotFoundError
 from tfhub.handles import cache
 from tfhub.handles.archive import extract_tar_stream, safe_member_path
 from tfhub.handles.cache import FileRecord, Manifest
@@ -59,6 +53,12 @@ def _copy_tree(fs: Any, handle: str, dest: Path) -> Manifest:
         files = []
     if not files:
         raise ModelNotFoundError(f"{handle} does not exist or is empty.", handle=handle)
+    if len(files) > config.max_model_files():
+        raise ArchiveTooLargeError(
+            f"{handle} holds more than {config.max_model_files()} files "
+            "(TFHUB_MAX_MODEL_FILES); raise the limit if this model really has that many.",
+            handle=handle,
+        )
     manifest: Manifest = {}
     limit = config.max_model_bytes()
     total = 0
@@ -100,16 +100,9 @@ class ObjectStoreResolver:
                     with fs.open(handle, "rb", block_size=_CHUNK) as src:
                         return extract_tar_stream(src, tmp, source=handle)
                 return _copy_tree(fs, handle, tmp)
-            except FileNotFoundError as exc:
-                if isinstance(exc, ModelNotFoundError):
-                    raise
-                raise ModelNotFoundError(f"{handle} does not exist.", handle=handle) from exc
             except HubError:
                 raise
             except Exception as exc:  # the storage backend's own errors, whatever their type
-                raise DownloadError(
-                    f"Could not read {handle}: {exc}. Check the credentials and the bucket name.",
-                    handle=handle,
-                ) from exc
+                raise transport.translate(exc, handle=handle) from exc
 
         return cache.fetch(handle, fill, what="copied")

@@ -257,13 +257,21 @@ def create_app(
 
     def _files_manifest(record: dict[str, Any], versioned: bool) -> Response:
         blobs = record["blobs"]
-        body = {
-            "version": protocol.FILES_MANIFEST_VERSION,
-            "block_size": blobs["block_size"],
-            "files": [{**f, "url": f"/api/blobs/{f['sha256']}"} for f in blobs["files"]],
-        }
+        manifest = protocol.FilesManifest(
+            blobs["block_size"],
+            tuple(
+                protocol.FileEntry(
+                    f["path"],
+                    f["size"],
+                    f["sha256"],
+                    f"/api/blobs/{f['sha256']}",
+                    tuple(f["blocks"]),
+                )
+                for f in blobs["files"]
+            ),
+        )
         return JSONResponse(
-            body,
+            manifest.to_json(),
             media_type=protocol.FILES_MEDIA_TYPE,
             headers={"Vary": "Accept", "Cache-Control": _cache_control(versioned)},
         )
@@ -277,7 +285,7 @@ def create_app(
             "Accept-Ranges": "bytes",
             "Content-Type": content_type,
             "Digest": "sha-256=" + base64.b64encode(bytes.fromhex(sha256)).decode(),
-            "X-Tfhub-Sha256": sha256,
+            protocol.SHA256_HEADER: sha256,
             "Cache-Control": _cache_control(immutable),
             "Vary": "Accept",
         }

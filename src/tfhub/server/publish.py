@@ -34,7 +34,7 @@ __all__ = ["BLOCK_SIZE", "PublishError", "Publisher", "Tokens", "blob_key"]
 
 # Files are hashed per block of this size for the fast path (verification while streaming,
 # parallel ranges, resume).
-BLOCK_SIZE = 4 << 20
+BLOCK_SIZE = protocol.BLOCK_SIZE
 
 
 def blob_key(sha256: str) -> str:
@@ -188,10 +188,8 @@ class Publisher:
         for rel, record in sorted(manifest.items()):
             assert record.sha256 is not None  # extract_tar_stream always hashes
             path = unpacked / rel
-            blocks = []
             with open(path, "rb") as f:
-                while block := f.read(BLOCK_SIZE):
-                    blocks.append(hashlib.sha256(block).hexdigest())
+                blocks = list(protocol.iter_block_hashes(f, BLOCK_SIZE))
             key = blob_key(record.sha256)
             if storage.size(key) != record.size:
                 storage.put_file(key, path)

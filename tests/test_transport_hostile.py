@@ -1,0 +1,425 @@
+"""A hostile server cannot exhaust or misuse the client (issue 11, items 5, 7, 8 and 9).
+
+Every test runs a real server on 127.0.0.1 (port 0); side effects are checked on disk.
+"""
+
+from __future__ import annotations
+
+import bz2
+import hashlib
+import io
+import json
+import os
+import re
+import stat
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import tfhub as hub
+from tfhub import errors
+from tfhub.handles import cache
+from tfhub.testing import HostingServer, make_tarball, send
+
+FILES_TYPE = "application/vnd.tfhub.files+json"
+BLOCK = 4 << 20
+MiB = 1 << 20
+# (resolved like this so that the file also runs, and fails, against the code before the fix)
+SlowTransferError = getattr(errors, "SlowTransferError", hub.DownloadError)
+
+
+def _disk_usage(root: Path) -> int:
+    """Bytes actually allocated on disk under ``root`` (sparse holes do not count)."""
+    total = 0
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+    return total
+
+
+def _partials(root: Path) -> list[str]:
+    return [n for n in os.listdir(root) if n.endswith(".partial")]
+
+
+def _manifest_route(files: list[dict]):
+    body = json.dumps({"version": 1, "block_size": BLOCK, "files": files}).encode()
+    return lambda h: send(h, body, headers=(("Content-Type", FILES_TYPE),))
+
+
+def _file(path: str, data: bytes, url: str) -> dict:
+    blocks = [hashlib.sha256(data[o : o + BLOCK]).hexdigest() for o in range(0, len(data), BLOCK)]
+    sha = hashlib.sha256(data).hexdigest()
+    return {"path": path, "size": len(data), "sha256": sha, "url": url, "blocks": blocks}
+
+
+def _ranged(data: bytes):
+    """A blob route that answers range requests with ``data``."""
+
+    def route(h):
+        match = re.match(r"bytes=(\d+)-(\d+)", h.headers.get("Range", ""))
+        start, end = (int(match[1]), int(match[2])) if match else (0, len(data) - 1)
+        rng = f"bytes {start}-{end}/{len(data)}"
+        send(h, data[start : end + 1], 206, (("Content-Range", rng),))
+
+    return route
+
+
+# --- item 5: no disk reserved ahead of verified data; .partial/ removed after a refusal -------
+
+
+def test_a_huge_announced_file_whose_blob_404s_reserves_no_disk(cache_dir):
+    size = 4 << 30
+    seen: dict[str, int] = {}
+
+    def blob(h):
+        seen["usage"] = _disk_usage(cache_dir)
+        partial = [cache_dir / n for n in _partials(cache_dir)]
+        seen["mode"] = stat.S_IMODE(os.stat(partial[0]).st_mode) if partial else -1
+        send(h, b"gone", 404, (("Content-Type", "text/plain"),))
+
+    entry = {
+        "path": "saved_model.pb",
+        "size": size,
+        "sha256": "0" * 64,
+        "url": "/blob",
+        "blocks": ["0" * 64] * (size // BLOCK),
+    }
+    with HostingServer({"m": _manifest_route([entry]), "blob": blob}) as srv:
+        with pytest.raises(hub.RemoteNotFoundError):
+            hub.resolve(srv.url("m"))
+    assert "usage" in seen, "the blob was requested"
+    assert seen["usage"] < 8 * MiB  # nothing reserved ahead of the data (was 4 GiB)
+    assert seen["mode"] == 0o700  # .partial/ is private to its owner
+    assert _partials(cache_dir) == []  # a refusal is not worth resuming: removed
+    assert _disk_usage(cache_dir) < MiB
+
+
+def test_partial_state_is_kept_after_a_transient_failure(cache_dir, monkeypatch):
+    """A broken connection (not a refusal) keeps the verified blocks for the next attempt."""
+    monkeypatch.setenv("TFHUB_HTTP_RETRIES", "0")
+    data = os.urandom(2 * BLOCK + 100)
+
+    def broken(h):
+        h.send_response(206)
+        h.send_header("Content-Range", f"bytes 0-{len(data) - 1}/{len(data)}")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data[: BLOCK + 10])
+        h.wfile.flush()
+        h.close_connection = True
+        h.connection.shutdown(2)
+
+    routes = {"m": _manifest_route([_file("saved_model.pb", data, "/blob")]), "blob": broken}
+    with HostingServer(routes) as srv:
+        with pytest.raises(hub.DownloadError):
+            hub.resolve(srv.url("m"))
+    assert len(_partials(cache_dir)) == 1
+
+
+# --- item 7: an overall deadline and a minimum rate ------------------------------------------
+
+
+def _trickle(
+    stop: threading.Event, *, every: float, piece: bytes, length: int, status=200, prefix=b""
+):
+    def route(h):
+        h.send_response(status)
+        h.send_header("Content-Length", str(length))
+        if status == 206:
+            h.send_header("Content-Range", f"bytes 0-{length - 1}/{length}")
+        h.end_headers()
+        start = time.monotonic()
+        try:
+            h.wfile.write(prefix)
+            while not stop.is_set() and time.monotonic() - start < 30:
+                h.wfile.write(piece)
+                h.wfile.flush()
+                stop.wait(every)
+        except OSError:
+            pass  # the client gave up
+        h.close_connection = True
+
+    return route
+
+
+def test_a_one_byte_every_two_seconds_trickle_fails_within_the_bound(cache_dir, monkeypatch):
+    monkeypatch.setenv("TFHUB_HTTP_TIMEOUT", "5")
+    monkeypatch.setenv("TFHUB_HTTP_RETRIES", "0")
+    stop = threading.Event()
+    with HostingServer({"m": _trickle(stop, every=2, piece=b"\x1f", length=100_000)}) as srv:
+        url = srv.url("m")
+        start = time.monotonic()
+        try:
+            with pytest.raises(SlowTransferError, match="TFHUB_HTTP_MIN_RATE") as e:
+                hub.resolve(srv.url("m"))
+        finally:
+            elapsed = time.monotonic() - start
+            stop.set()
+    assert elapsed < 15  # was still downloading after 40 s
+    assert isinstance(e.value, hub.DownloadError) and e.value.handle == url
+    assert [n for n in os.listdir(cache_dir) if not n.endswith(".lock")] == []
+
+
+def test_the_fast_path_trickle_fails_too(cache_dir, monkeypatch):
+    monkeypatch.setenv("TFHUB_HTTP_TIMEOUT", "3")
+    data = os.urandom(100_000)
+    stop = threading.Event()
+    routes = {
+        "m": _manifest_route([_file("saved_model.pb", data, "/blob")]),
+        "blob": _trickle(stop, every=1, piece=b"x", length=len(data), status=206),
+    }
+    with HostingServer(routes) as srv:
+        start = time.monotonic()
+        try:
+            with pytest.raises(SlowTransferError, match="too slow"):
+                hub.resolve(srv.url("m"))
+        finally:
+            elapsed = time.monotonic() - start
+            stop.set()
+    assert elapsed < 12
+
+
+def test_the_download_deadline(cache_dir, monkeypatch):
+    monkeypatch.setenv("TFHUB_DOWNLOAD_DEADLINE", "3")
+    monkeypatch.setenv("TFHUB_HTTP_MIN_RATE", "0")
+    monkeypatch.setenv("TFHUB_HTTP_RETRIES", "0")
+    stop = threading.Event()
+    head = _header("saved_model.pb", 10 << 20, tarfile.REGTYPE)
+    route = _trickle(stop, every=0.1, piece=bytes(2048), length=10 << 20, prefix=head)
+    with HostingServer({"m": route}) as srv:
+        start = time.monotonic()
+        try:
+            with pytest.raises(SlowTransferError, match="TFHUB_DOWNLOAD_DEADLINE"):
+                hub.resolve(srv.url("m"))
+        finally:
+            elapsed = time.monotonic() - start
+            stop.set()
+    assert 2.5 < elapsed < 10
+
+
+def test_bad_rate_settings_are_config_errors(monkeypatch):
+    from tfhub import config
+
+    monkeypatch.setenv("TFHUB_HTTP_MIN_RATE", "fast")
+    with pytest.raises(hub.ConfigError, match="TFHUB_HTTP_MIN_RATE"):
+        config.http_min_rate()
+    monkeypatch.setenv("TFHUB_DOWNLOAD_DEADLINE", "-1")
+    with pytest.raises(hub.ConfigError, match="TFHUB_DOWNLOAD_DEADLINE"):
+        config.download_deadline()
+    monkeypatch.setenv("TFHUB_MAX_MODEL_FILES", "0")
+    with pytest.raises(hub.ConfigError, match="TFHUB_MAX_MODEL_FILES"):
+        config.max_model_files()
+
+
+# --- item 8: every decompressed byte counts, and the members are capped ----------------------
+
+
+def _header(name: str, size: int, kind: bytes) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.type = kind
+    return info.tobuf(tarfile.GNU_FORMAT)
+
+
+def _model_tail() -> bytes:
+    data = b"\x0a\x00"
+    return (
+        _header("saved_model.pb", len(data), tarfile.REGTYPE) + data.ljust(512, b"\0") + bytes(1024)
+    )
+
+
+@pytest.fixture(scope="module")
+def zeros_64m() -> bytes:
+    return bz2.compress(bytes(64 * MiB))
+
+
+@pytest.fixture(scope="module")
+def directory_bomb(zeros_64m) -> bytes:
+    """A bzip2 tar whose directory member carries 2 GiB of data (concatenated streams)."""
+    head = bz2.compress(_header("big/", 2 << 30, tarfile.DIRTYPE))
+    return head + zeros_64m * 32 + bz2.compress(_model_tail())
+
+
+@pytest.fixture(scope="module")
+def pax_bomb() -> bytes:
+    """A bzip2 tar holding 1 GiB of global pax headers (1 MiB each) before a tiny model."""
+    unit = bz2.compress(_header("pax_global_header", MiB, tarfile.XGLTYPE) + bytes(MiB))
+    return unit * 1024 + bz2.compress(_model_tail())
+
+
+def _extract(body: bytes, tmp_path: Path, **limits):
+    from tfhub.handles.archive import extract_tar_stream
+
+    dest = tmp_path / "out"
+    dest.mkdir()
+    return extract_tar_stream(io.BytesIO(body), dest, source="hostile", **limits)
+
+
+@pytest.mark.parametrize("bomb", ["directory_bomb", "pax_bomb"])
+def test_decompressed_headers_and_directory_data_count(bomb, request, tmp_path):
+    body = request.getfixturevalue(bomb)
+    assert len(body) < 128 << 10  # tiny on the wire
+    start = time.monotonic()
+    with pytest.raises(hub.ArchiveTooLargeError, match="more than 1048576 bytes"):
+        _extract(body, tmp_path, max_bytes=MiB)
+    assert time.monotonic() - start < 3  # refused early, not after inflating 1-2 GiB
+    assert _disk_usage(tmp_path) < MiB
+
+
+def test_the_directory_bomb_is_refused_through_resolve(directory_bomb, cache_dir, monkeypatch):
+    monkeypatch.setenv("TFHUB_MAX_MODEL_BYTES", str(MiB))
+    with HostingServer({"m": lambda h: send(h, directory_bomb)}) as srv:
+        start = time.monotonic()
+        with pytest.raises(hub.ArchiveTooLargeError, match="TFHUB_MAX_MODEL_BYTES"):
+            hub.resolve(srv.url("m"))
+        assert time.monotonic() - start < 5
+    assert [n for n in os.listdir(cache_dir) if not n.endswith(".lock")] == []
+
+
+def test_the_number_of_members_is_capped(tmp_path, monkeypatch):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for i in range(50):
+            info = tarfile.TarInfo(f"f{i}")
+            tar.addfile(info, io.BytesIO(b""))
+        info = tarfile.TarInfo("saved_model.pb")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"\x0a\x00"))
+    with pytest.raises(hub.ArchiveTooLargeError, match="more than 10 files"):
+        _extract(buf.getvalue(), tmp_path, max_files=10)
+    monkeypatch.setenv("TFHUB_MAX_MODEL_FILES", "10")
+    with HostingServer({"m": lambda h: send(h, buf.getvalue())}) as srv:
+        with pytest.raises(hub.ArchiveTooLargeError, match="TFHUB_MAX_MODEL_FILES"):
+            hub.resolve(srv.url("m"))
+
+
+# --- item 9: fast-path URLs stay on the manifest's origin -------------------------------------
+
+
+def test_a_manifest_cannot_send_the_client_to_another_port(cache_dir):
+    data = b"\x0a\x00"
+    with HostingServer({"steal": _ranged(data)}) as other:
+        routes = {"m": _manifest_route([_file("saved_model.pb", data, other.url("steal"))])}
+        with HostingServer(routes) as srv:
+            with pytest.raises(hub.ProtocolError, match="manifest's origin"):
+                hub.resolve(srv.url("m"))
+        assert other.requests == []  # not a single request reached the other service
+
+
+def test_a_blob_cannot_redirect_to_another_port(cache_dir):
+    data = b"\x0a\x00"
+    with HostingServer({"steal": _ranged(data)}) as other:
+        routes = {
+            "m": _manifest_route([_file("saved_model.pb", data, "/blob")]),
+            "blob": lambda h: send(h, b"", 302, (("Location", other.url("steal")),)),
+        }
+        with HostingServer(routes) as srv:
+            with pytest.raises(hub.ProtocolError, match="redirected"):
+                hub.resolve(srv.url("m"))
+        assert other.requests == []
+
+
+# --- the partial directory is private and never written through links --------------------------
+
+
+def _plant(url: str, cache_dir: Path, files_dir: Path, victim: Path, data: bytes) -> None:
+    """Prepares a partial state for ``url`` in ``files_dir`` whose file is a link to ``victim``."""
+    (files_dir / "files").mkdir(parents=True)
+    state = json.dumps(sorted([["saved_model.pb", hashlib.sha256(data).hexdigest()]]))
+    (files_dir / "remote.json").write_text(state)
+    (files_dir / "files" / "saved_model.pb").symlink_to(victim)
+
+
+@pytest.mark.parametrize("how", ["partial_is_a_link", "file_is_a_link"])
+def test_partial_files_are_never_written_through_links(how, cache_dir, tmp_path):
+    data = b"\x0a\x00modelbytes"
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious!!!!")  # the same size: a resume would write into it
+    routes = {"m": _manifest_route([_file("saved_model.pb", data, "/blob")]), "blob": _ranged(data)}
+    with HostingServer(routes) as srv:
+        url = srv.url("m")
+        partial = cache.partial_path(cache.entry_path(url, cache_dir))
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        if how == "partial_is_a_link":
+            _plant(url, cache_dir, tmp_path / "attacker", victim, data)
+            partial.symlink_to(tmp_path / "attacker")
+        else:
+            partial.mkdir(mode=0o700)
+            os.chmod(partial, 0o700)
+            _plant(url, cache_dir, partial, victim, data)
+        with pytest.raises(hub.CacheError, match=re.escape(str(partial))):
+            hub.resolve(url)
+    assert victim.read_bytes() == b"precious!!!!"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to chown")
+def test_a_partial_directory_of_another_user_is_refused(cache_dir):
+    data = b"\x0a\x00"
+    routes = {"m": _manifest_route([_file("saved_model.pb", data, "/blob")]), "blob": _ranged(data)}
+    with HostingServer(routes) as srv:
+        url = srv.url("m")
+        partial = cache.partial_path(cache.entry_path(url, cache_dir))
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        partial.mkdir(mode=0o700)
+        (partial / "theirs").write_text("x")
+        os.chown(partial, 65534, 65534)
+        with pytest.raises(hub.CacheError, match=r"belongs to .*65534.*not to you"):
+            hub.resolve(url)
+        assert srv.count("blob") == 0
+    assert (partial / "theirs").read_text() == "x"  # not touched
+
+
+# --- errors: the server's message, no retries where they cannot help ---------------------------
+
+
+def test_the_servers_error_message_is_kept(cache_dir):
+    body = json.dumps({"error": "the token for acme expired at noon"}).encode()
+    routes = {
+        "m": lambda h: send(h, body, 403, (("Content-Type", "application/json"),)),
+        "p": lambda h: send(
+            h, b"No model at /p: try version 2", 404, (("Content-Type", "text/plain"),)
+        ),
+    }
+    with HostingServer(routes) as srv:
+        with pytest.raises(hub.DownloadError, match="the token for acme expired at noon") as e:
+            hub.resolve(srv.url("m"))
+        assert e.value.status == 403
+        with pytest.raises(hub.RemoteNotFoundError, match="try version 2"):
+            hub.resolve(srv.url("p"))
+
+
+def test_an_unknown_host_is_not_retried_and_says_what_to_do(cache_dir, monkeypatch):
+    monkeypatch.setenv("TFHUB_HTTP_RETRIES", "4")
+    start = time.monotonic()
+    with pytest.raises(hub.DownloadError, match=r"resolve the host name.*TFHUB_OFFLINE=1.*mirror"):
+        hub.resolve("http://tfhub-test.invalid/acme/model/1")
+    assert time.monotonic() - start < 2  # four backoffs would take several seconds
+
+
+def test_retries_do_not_multiply(cache_dir, tmp_path, monkeypatch):
+    """A server that alternates 503 and a body cut short: one budget for the whole transfer."""
+    monkeypatch.setenv("TFHUB_HTTP_RETRIES", "2")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "saved_model.pb").write_bytes(os.urandom(200_000))
+    body = make_tarball(tmp_path / "model")
+    count = [0]
+
+    def flaky(h):
+        count[0] += 1
+        if count[0] % 2:
+            send(h, b"", 503, (("Retry-After", "0"),))
+            return
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body[: len(body) // 2])
+        h.wfile.flush()
+        h.close_connection = True
+
+    with HostingServer({"m": flaky}) as srv:
+        with pytest.raises(hub.DownloadError):
+            hub.resolve(srv.url("m"))
+        assert srv.count("m") <= 3  # retries + 1, not (retries + 1) ** 2
