@@ -12,6 +12,8 @@ import json
 import os
 import re
 import stat
+import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -269,6 +271,37 @@ def test_decompressed_headers_and_directory_data_count(bomb, request, tmp_path):
     assert _disk_usage(tmp_path) < MiB
 
 
+def test_the_bombs_stay_small_in_memory(directory_bomb, pax_bomb, tmp_path):
+    """Peak memory of a fresh process refusing each bomb (the limit is checked before any
+    member data or header record is read)."""
+    for name, body in (("dir", directory_bomb), ("pax", pax_bomb)):
+        (tmp_path / name).write_bytes(body)
+        (tmp_path / f"{name}-out").mkdir()
+    script = (
+        "import resource, sys\n"
+        "from pathlib import Path\n"
+        "from tfhub.handles.archive import extract_tar_stream\n"
+        "from tfhub.errors import ArchiveTooLargeError\n"
+        "for name in ('dir', 'pax'):\n"
+        "    try:\n"
+        "        with open(Path(sys.argv[1]) / name, 'rb') as f:\n"
+        "            extract_tar_stream(f, Path(sys.argv[1]) / f'{name}-out', source=name,\n"
+        "                               max_bytes=1 << 20)\n"
+        "    except ArchiveTooLargeError:\n"
+        "        print(name, 'refused')\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split()
+    assert out[:4] == ["dir", "refused", "pax", "refused"]
+    assert int(out[4]) < 150_000  # KiB: the interpreter plus a few 1 MiB chunks
+
+
 def test_the_directory_bomb_is_refused_through_resolve(directory_bomb, cache_dir, monkeypatch):
     monkeypatch.setenv("TFHUB_MAX_MODEL_BYTES", str(MiB))
     with HostingServer({"m": lambda h: send(h, directory_bomb)}) as srv:
@@ -294,6 +327,16 @@ def test_the_number_of_members_is_capped(tmp_path, monkeypatch):
     with HostingServer({"m": lambda h: send(h, buf.getvalue())}) as srv:
         with pytest.raises(hub.ArchiveTooLargeError, match="TFHUB_MAX_MODEL_FILES"):
             hub.resolve(srv.url("m"))
+
+
+def test_a_manifest_with_too_many_files_is_refused_before_any_blob(cache_dir, monkeypatch):
+    monkeypatch.setenv("TFHUB_MAX_MODEL_FILES", "10")
+    files = [_file(f"f{i}", b"x", "/blob") for i in range(10)]
+    files.append(_file("saved_model.pb", b"\x0a\x00", "/blob"))
+    with HostingServer({"m": _manifest_route(files), "blob": _ranged(b"x")}) as srv:
+        with pytest.raises(hub.ArchiveTooLargeError, match="TFHUB_MAX_MODEL_FILES"):
+            hub.resolve(srv.url("m"))
+        assert srv.count("blob") == 0
 
 
 # --- item 9: fast-path URLs stay on the manifest's origin -------------------------------------
