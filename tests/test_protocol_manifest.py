@@ -8,6 +8,8 @@ import json
 import os
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tfhub as hub
 from tfhub import protocol
@@ -108,3 +110,26 @@ def test_the_server_builds_its_manifest_with_the_protocol_module():
     assert publish.BLOCK_SIZE == protocol.BLOCK_SIZE
     assert protocol.SHA256_HEADER == "X-Tfhub-Sha256"
     assert protocol.ACCEPT_FILES.startswith(protocol.FILES_MEDIA_TYPE)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=70),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(["version", "block_size", "files", "path", "size", "sha256", "url", "blocks"]),
+    _JSON,
+)
+def test_any_malformed_field_is_our_error_never_a_crash(key, value):
+    doc = FilesManifest(BLOCK, (_entry(), _entry("variables/x", b"y" * 70000))).to_json()
+    target = doc if key in ("version", "block_size", "files") else doc["files"][1]
+    target[key] = value
+    try:
+        manifest = FilesManifest.from_json(json.loads(json.dumps(doc)))
+    except (hub.ProtocolError, hub.ArchiveError):
+        return
+    assert FilesManifest.from_json(manifest.to_json()) == manifest  # what passes round-trips
