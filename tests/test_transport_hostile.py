@@ -368,56 +368,98 @@ def test_a_blob_cannot_redirect_to_another_port(cache_dir):
 # --- the partial directory is private and never written through links --------------------------
 
 
-def _plant(url: str, cache_dir: Path, files_dir: Path, victim: Path, data: bytes) -> None:
-    """Prepares a partial state for ``url`` in ``files_dir`` whose file is a link to ``victim``."""
-    (files_dir / "files").mkdir(parents=True)
+def _plant(files_dir: Path, victim: Path, data: bytes) -> None:
+    """A partial state in ``files_dir`` for a model of ``data``, its file a link to ``victim``."""
+    (files_dir / "files").mkdir(parents=True, exist_ok=True)
     state = json.dumps(sorted([["saved_model.pb", hashlib.sha256(data).hexdigest()]]))
     (files_dir / "remote.json").write_text(state)
     (files_dir / "files" / "saved_model.pb").symlink_to(victim)
 
 
-@pytest.mark.parametrize("how", ["partial_is_a_link", "file_is_a_link"])
-def test_partial_files_are_never_written_through_links(how, cache_dir, tmp_path):
-    data = b"\x0a\x00modelbytes"
-    victim = tmp_path / "victim.txt"
-    victim.write_bytes(b"precious!!!!")  # the same size: a resume would write into it
-    routes = {"m": _manifest_route([_file("saved_model.pb", data, "/blob")]), "blob": _ranged(data)}
-    with HostingServer(routes) as srv:
-        url = srv.url("m")
-        partial = cache.partial_path(cache.entry_path(url, cache_dir))
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        if how == "partial_is_a_link":
-            _plant(url, cache_dir, tmp_path / "attacker", victim, data)
-            partial.symlink_to(tmp_path / "attacker")
-        else:
-            partial.mkdir(mode=0o700)
-            os.chmod(partial, 0o700)
-            _plant(url, cache_dir, partial, victim, data)
-        with pytest.raises(hub.CacheError, match=re.escape(str(partial))):
-            hub.resolve(url)
-    assert victim.read_bytes() == b"precious!!!!"
+DATA = b"\x0a\x00modelbytes"
+VICTIM = b"precious!!!!"  # the same size as DATA: a resume would write into it
 
 
-def test_a_partial_directory_of_another_user_is_refused(cache_dir):
-    if os.geteuid() != 0:  # cannot give a directory away: check a directory of root's instead
-        from tfhub.handles import fastpath
-
-        with pytest.raises(hub.CacheError, match=r"/usr belongs to root \(uid 0\), not to you"):
-            fastpath._private_dir(Path("/usr"))
-        return
-    data = b"\x0a\x00"
-    routes = {"m": _manifest_route([_file("saved_model.pb", data, "/blob")]), "blob": _ranged(data)}
-    with HostingServer(routes) as srv:
-        url = srv.url("m")
-        partial = cache.partial_path(cache.entry_path(url, cache_dir))
-        cache_dir.mkdir(parents=True, exist_ok=True)
+def _partial_in(how: str, partial: Path, tmp_path: Path, victim: Path) -> None:
+    if how == "partial_is_a_link":
+        _plant(tmp_path / "attacker", victim, DATA)
+        partial.symlink_to(tmp_path / "attacker")
+    elif how == "file_is_a_link":
+        partial.mkdir(mode=0o700)
+        _plant(partial, victim, DATA)
+    else:  # another user's
         partial.mkdir(mode=0o700)
         (partial / "theirs").write_text("x")
         os.chown(partial, 65534, 65534)
-        with pytest.raises(hub.CacheError, match=r"belongs to .*65534.*not to you"):
-            hub.resolve(url)
-        assert srv.count("blob") == 0
-    assert (partial / "theirs").read_text() == "x"  # not touched
+
+
+HOW = ["partial_is_a_link", "file_is_a_link"] + (["foreign"] if os.geteuid() == 0 else [])
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_the_fast_path_never_writes_through_planted_partial_state(how, tmp_path):
+    """The fast path itself (whatever the cache checked before) refuses a partial directory
+    that is a link or another user's, and opens its files without following links."""
+    from tfhub.handles import fastpath
+
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(VICTIM)
+    partial, dest = tmp_path / "entry.partial", tmp_path / "dest"
+    dest.mkdir()
+    _partial_in(how, partial, tmp_path, victim)
+    routes = {"m": _manifest_route([_file("saved_model.pb", DATA, "/blob")]), "blob": _ranged(DATA)}
+    with HostingServer(routes) as srv:
+        doc = json.dumps(
+            {"version": 1, "block_size": BLOCK, "files": [_file("saved_model.pb", DATA, "/blob")]}
+        )
+        manifest = fastpath.parse_files_manifest(doc.encode(), handle="h", url=srv.url("m"))
+        owner = "nobody|65534" if how == "foreign" else "root|uid"
+        with pytest.raises(hub.CacheError, match=re.escape(str(partial))) as e:
+            fastpath.download_files("h", manifest, dest, partial)
+        if how != "file_is_a_link":
+            assert re.search(owner, str(e.value))  # names the owner
+            assert srv.count("blob") == 0
+    assert victim.read_bytes() == VICTIM
+    assert os.listdir(dest) == []
+    if how == "foreign":
+        assert (partial / "theirs").read_text() == "x"  # not touched
+
+
+def test_a_directory_of_someone_else_is_never_our_partial_state(tmp_path):
+    from tfhub.handles import fastpath
+
+    theirs = Path("/usr")  # root's, when we are not root
+    if os.geteuid() == 0:
+        theirs = tmp_path / "theirs"
+        theirs.mkdir(mode=0o700)
+        os.chown(theirs, 65534, 65534)
+    owner = os.stat(theirs).st_uid
+    with pytest.raises(hub.CacheError, match=rf"{re.escape(str(theirs))} belongs to .*uid {owner}"):
+        fastpath._private_dir(theirs)
+    assert theirs.is_dir()
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_resolve_with_planted_partial_state(how, cache_dir, tmp_path):
+    """End to end (the cache may discard the planted state first): the link's target keeps
+    its bytes, and the result is a clean download or a CacheError naming the path."""
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(VICTIM)
+    routes = {"m": _manifest_route([_file("saved_model.pb", DATA, "/blob")]), "blob": _ranged(DATA)}
+    with HostingServer(routes) as srv:
+        url = srv.url("m")
+        partial = cache.partial_path(cache.entry_path(url, cache_dir))
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        _partial_in(how, partial, tmp_path, victim)
+        try:
+            path = Path(hub.resolve(url))
+        except hub.CacheError as exc:
+            assert str(partial) in str(exc)
+        else:
+            assert sorted(os.listdir(path)) == ["saved_model.pb"]
+            assert (path / "saved_model.pb").read_bytes() == DATA
+            assert not (path / "saved_model.pb").is_symlink()
+    assert victim.read_bytes() == VICTIM
 
 
 # --- errors: the server's message, no retries where they cannot help ---------------------------
