@@ -244,13 +244,9 @@ def bad_blocks(path: str | os.PathLike[str], block_size: int, blocks: tuple[str,
     (a short file fails its missing blocks)."""
     bad = []
     with open(_open_regular(path), "rb") as f:
+        got = protocol.iter_block_hashes(f, block_size)
         for index, expected in enumerate(blocks):
-            h = hashlib.sha256()
-            left = block_size
-            while left and (chunk := f.read(min(1 << 20, left))):
-                h.update(chunk)
-                left -= len(chunk)
-            if h.hexdigest() != expected:
+            if next(got, None) != expected:
                 bad.append(index)
     return bad
 
