@@ -8,7 +8,9 @@ Every error derives from :class:`HubError` and also from the built-in exception 
     ├── InvalidHandleError(HubError, ValueError)      handle is not a string, unknown scheme
     ├── ConfigError(HubError, ValueError)             bad value in a TFHUB_* environment variable
     ├── NotAModelError(HubError, ValueError)          directory holds no SavedModel / Hub module
+    │   └── UnscannableError                           a model the op policy cannot check (.pbtxt)
     ├── UsageError(HubError, ValueError)              arguments that do not fit together
+    │   └── UnsafeOpsError                             the op policy refuses the model's ops
     ├── ModelNotFoundError(HubError, FileNotFoundError) local path or remote model missing
     │   └── OfflineError                               TFHUB_OFFLINE=1 and the handle is not cached
     ├── DownloadError(HubError, ConnectionError)      network failure, HTTP error status
@@ -37,6 +39,8 @@ __all__ = [
     "OfflineError",
     "ProtocolError",
     "RemoteNotFoundError",
+    "UnsafeOpsError",
+    "UnscannableError",
     "UsageError",
 ]
 
@@ -120,3 +124,30 @@ class ArchiveTooLargeError(ArchiveError):
 
 class CacheError(HubError, OSError):
     """The cache directory cannot be used."""
+
+
+class UnscannableError(NotAModelError):
+    """The model cannot be checked for unsafe ops (e.g. a text ``saved_model.pbtxt``)."""
+
+
+class UnsafeOpsError(UsageError):
+    """The op policy refuses the model: it holds ops that may reach outside the model.
+
+    Attributes:
+        findings: the refused ops (``tfhub.safety.UnsafeOp``), in the order reported.
+    """
+
+    def __init__(
+        self, message: str, *, handle: str | None = None, findings: tuple[object, ...] = ()
+    ) -> None:
+        super().__init__(message, handle=handle)
+        self.findings = tuple(findings)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_unsafe_ops_error, (str(self), self.handle, self.findings))
+
+
+def _rebuild_unsafe_ops_error(
+    message: str, handle: str | None, findings: tuple[object, ...]
+) -> UnsafeOpsError:
+    return UnsafeOpsError(message, handle=handle, findings=findings)
