@@ -39,6 +39,23 @@ def test_every_allowlist_entry_is_a_real_op():
     for op in ("ReadFile", "WriteFile", "PyFunc", "ImmutableConst", "DatasetFromGraph", "Abort"):
         assert op not in allowlist.ALLOWED
     assert not [op for op in allowlist.ALLOWED if "Dataset" in op or "Summary" in op]
+    # The ops issue 11 found registered and unlisted stay off the list.
+    for op in (
+        "DataServiceDatasetV4",
+        "DistributedSave",
+        "LoadAndRemapMatrix",
+        "GenerateVocabRemapping",
+        "DecodeProtoV2",
+        "CreateSummaryFileWriter",
+        "WriteScalarSummary",
+        "FileSystemSetConfiguration",
+        "MatchingFilesDataset",
+        "CacheDatasetV2",
+        "DebugIdentity",
+        "InitializeTableFromTextFileV2",
+        "SaveV2",
+    ):
+        assert op not in allowlist.ALLOWED, op
     assert allowlist.describe("SomeFutureOp") == (
         "not on the allowlist of ops that compute only on their inputs"
     )
@@ -289,3 +306,14 @@ def test_an_asset_must_stay_inside_the_model(ordinary, tmp_path):
     for name, edit in (("abs", absolute), ("up", climbing)):
         found = safety.scan(_edited(ordinary["tables"], tmp_path / name, edit))
         assert [u.op for u in found] == ["InitializeTableFromTextFileV2"], name
+
+
+def test_tf1_hub_assets_count_only_for_tf1_hub_modules(ordinary):
+    from tfhub.metagraph import read_meta_graphs
+
+    path = ordinary["tf1_vocab"]
+    (meta,) = read_meta_graphs(path, str(path))
+    assert safety.scan_meta_graph(meta, hub_module=True) == []
+    # Loaded by TensorFlow as a plain SavedModel, the constant would keep its value.
+    found = safety.scan_meta_graph(meta, hub_module=False)
+    assert [u.op for u in found] == ["InitializeTableFromTextFileV2"]

@@ -75,12 +75,16 @@ def _data_inputs(node: Any) -> list[str]:
 
 
 def _func_names(node: Any) -> list[str]:
-    """Every function an attribute of ``node`` names (``f``, branches, bodies, ...)."""
-    names = []
-    for value in node.attr.values():
-        if value.HasField("func"):
-            names.append(value.func.name)
-        names.extend(f.name for f in value.list.func)
+    """Every function an attribute of ``node`` names (``f``, branches, bodies, ...), also
+    inside the attributes of those function values."""
+    names: list[str] = []
+    todo = list(node.attr.values())
+    while todo:
+        value = todo.pop()
+        funcs = ([value.func] if value.HasField("func") else []) + list(value.list.func)
+        for func in funcs:
+            names.append(func.name)
+            todo.extend(func.attr.values())
     return names
 
 
@@ -130,8 +134,9 @@ class _Scope:
 
 
 class _MetaGraphScan:
-    def __init__(self, meta: Any, saver_defs: list[Any]) -> None:
+    def __init__(self, meta: Any, saver_defs: list[Any], hub_module: bool) -> None:
         self.meta = meta
+        self.hub_module = hub_module
         tags = sorted(meta.meta_info_def.tags)
         self.graph = _Scope(f"graph {tags}", meta.graph_def.node, [], None)
         self.functions = {
@@ -168,7 +173,8 @@ class _MetaGraphScan:
 
     def _assets(self) -> tuple[set[str], set[int]]:
         defs = list(self.meta.asset_file_def)
-        stored = self.meta.collection_def.get(_ASSETS_COLLECTION)
+        # Only tfhub's TF1 loader points those constants at the module's assets/ directory.
+        stored = self.meta.collection_def.get(_ASSETS_COLLECTION) if self.hub_module else None
         if stored is not None:
             asset_type = type(type(self.meta)().asset_file_def.add())
             for packed in stored.any_list.value:
@@ -315,7 +321,7 @@ class _MetaGraphScan:
                 # A call of a name that is no library function instantiates that op directly.
                 found.append(_finding(name, node, scope, f"called through {node.op}"))
         op = node.op
-        if op in self.functions and op not in REFUSED:
+        if op in self.functions and not is_refused(op) and not _registered(op):
             return found  # a call of a library function, which is checked on its own
         if op in ALLOWED or (op in CONDITIONAL and _stays_in_process(node)):
             return found
@@ -384,10 +390,26 @@ def _prefix_ok(scope: _Scope, ref: str, root: str, depth: int) -> bool:
     return False
 
 
-def scan_meta_graph(meta: Any, *, saver_defs: list[Any] | None = None) -> list[UnsafeOp]:
-    """The findings of one graph variant (a ``MetaGraphDef``). ``saver_defs``: those of every
-    variant of the model (TF1 variants share a graph that holds each variant's saver)."""
-    return _MetaGraphScan(meta, list(saver_defs or ())).findings()
+def scan_meta_graph(
+    meta: Any, *, saver_defs: list[Any] | None = None, hub_module: bool = False
+) -> list[UnsafeOp]:
+    """The findings of one graph variant (a ``MetaGraphDef``).
+
+    Args:
+        saver_defs: those of every variant of the model (the variants of a TF1 SavedModel
+            share a graph that holds each variant's saver).
+        hub_module: the model is in the TF1 Hub format (its ``saved_model_assets`` count as
+            assets: tfhub's loader points them at the module's ``assets/``).
+    """
+    return _MetaGraphScan(meta, list(saver_defs or ()), hub_module).findings()
+
+
+def _registered(op: str) -> bool:
+    """Whether ``op`` is an op type of this TensorFlow (a name a node may run as an op even
+    when a library function has the same name)."""
+    import tensorflow as tf
+
+    return hasattr(tf.raw_ops, op) or op in ALLOWED
 
 
 def scan(path: str | os.PathLike[str]) -> list[UnsafeOp]:
@@ -410,7 +432,8 @@ def scan(path: str | os.PathLike[str]) -> list[UnsafeOp]:
     found: dict[tuple[str, str, str], UnsafeOp] = {}
     metas = metagraph.read_meta_graphs(path, path)
     savers = [m.saver_def for m in metas if m.HasField("saver_def")]
+    hub_module = metagraph.is_file(metagraph.join(path, protocol.TF1_MODULE_PB))
     for meta in metas:
-        for item in scan_meta_graph(meta, saver_defs=savers):
+        for item in scan_meta_graph(meta, saver_defs=savers, hub_module=hub_module):
             found.setdefault((item.op, item.node, item.where), item)
     return sorted(found.values(), key=lambda u: (u.where, u.op, u.node))
