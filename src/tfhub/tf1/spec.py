@@ -463,8 +463,11 @@ def create_module_spec_from_saved_model(
 
     The ``global_step``, ``legacy_init_op`` and ``saved_model_main_op`` collections are always
     dropped, as are those in ``drop_collections``. Export the result to get a TF1 Hub module.
+    The SavedModel is checked against the op policy first (``warn`` for a local path unless
+    ``TFHUB_CHECK_OPS`` says otherwise; see :mod:`tfhub.safety`).
     """
     path = Path(os.fspath(saved_model_path))
+    safety.check_ops(str(path), handle=str(path))
     drop = set(_SAVED_MODEL_ONLY_COLLECTIONS) | set(drop_collections or ())
     variants = {}
     for meta in metagraph.read_meta_graphs(path, str(path)):
