@@ -24,6 +24,7 @@ import tensorflow as tf
 from tfhub import metagraph, protocol, safety
 from tfhub.errors import NotAModelError, UsageError
 from tfhub.handles.resolve import resolve
+from tfhub.metagraph import read_meta_graphs  # noqa: F401  (moved there; kept for importers)
 from tfhub.staging import staged_directory
 from tfhub.tf1 import protos
 from tfhub.tf1.surgery import ASSETS_KEY, GK, pack_assets, strip_collections, unpack_assets
