@@ -23,26 +23,18 @@ v1 = tf.compat.v1
 
 
 class _Payload(tf.saved_model.experimental.TrackableResource):
-    """A resource (a variable, or a hash table) whose initializer runs ``fn`` when the
-    SavedModel is loaded; ``fn`` may take the resource's handle."""
+    """A resource (an int64 variable) whose initializer runs ``fn(handle)`` when the
+    SavedModel is loaded."""
 
-    def __init__(self, fn, table=False):
+    def __init__(self, fn):
         self._fn = fn
-        self._table = table
         super().__init__()
 
     def _create_resource(self):
-        if self._table:
-            return tf.raw_ops.HashTableV2(
-                key_dtype=tf.string, value_dtype=tf.int64, shared_name="payload_table"
-            )
         return tf.raw_ops.VarHandleOp(dtype=tf.int64, shape=[], shared_name="")
 
     def _initialize(self):
-        if self._table:
-            self._fn(self.resource_handle)
-        else:
-            self._fn()
+        self._fn(self.resource_handle)
 
 
 class _Model(tf.Module):
@@ -88,7 +80,7 @@ def test_dataset_from_graph_kept_in_a_variable(tmp_path, monkeypatch):
     graph = tf.raw_ops.DatasetToGraphV2(input_dataset=tf.data.experimental.to_variant(ds))
     holder = tf.Variable(graph)  # the payload lives in variables.data, not in saved_model.pb
 
-    def run():
+    def run(_):
         variant = tf.raw_ops.DatasetFromGraph(graph_def=holder.read_value())
         restored = tf.data.experimental.from_variant(variant, tf.TensorSpec([], tf.string))
         restored.get_single_element()
@@ -104,6 +96,8 @@ def test_dataset_from_graph_kept_in_a_variable(tmp_path, monkeypatch):
     monkeypatch.delenv("TFHUB_CHECK_OPS")
     _refused(str(path), "DatasetFromGraph")  # local default (warn) refuses it too
     assert not target.exists()
+    hub.load(str(path), check_ops="off")  # the user's explicit choice: the payload runs
+    assert target.read_text() == "pwned"
 
 
 def test_save_in_a_function_named_like_the_saver(tmp_path, monkeypatch):
@@ -113,13 +107,15 @@ def test_save_in_a_function_named_like_the_saver(tmp_path, monkeypatch):
     def _traced_save_payload():  # traced as __inference__traced_save_payload_N
         tf.raw_ops.Save(filename=str(target), tensor_names=["x"], data=[tf.constant(1.0)])
 
-    path = _save(_traced_save_payload, tmp_path / "m", target)
+    path = _save(lambda _: _traced_save_payload(), tmp_path / "m", target)
     monkeypatch.setenv("TFHUB_CHECK_OPS", "error")
     error = _refused(str(path), "Save ")
     assert "_traced_save_payload" in str(error)
     with pytest.raises(UsageError, match="Save "):
         hub.KerasLayer(str(path))
     assert not target.exists()
+    hub.load(str(path), allow_ops=["Save"])
+    assert target.exists()
 
 
 def _export_tf1(path: Path, module_fn) -> Path:
@@ -151,12 +147,17 @@ def test_tf1_node_named_save_slash_anything(tmp_path, monkeypatch):
     path = _export_tf1(tmp_path / "m", module_fn)
     for leftover in tmp_path.glob("pwned_by_tf1*"):
         leftover.unlink()
+    with HostingServer({"evil/tf1/1": path}) as server:  # remote: refused by default
+        with tf.Graph().as_default(), pytest.raises(UsageError, match="save/anything"):
+            hub.Module(server.url("evil/tf1/1"))
     monkeypatch.setenv("TFHUB_CHECK_OPS", "error")
     error = _refused(str(path), "SaveV2")
     assert "save/anything" in str(error)
     with tf.Graph().as_default(), pytest.raises(UsageError, match="save/anything"):
         hub.Module(str(path))
     assert list(tmp_path.glob("pwned_by_tf1*")) == []
+    hub.load(str(path), check_ops="warn")
+    assert list(tmp_path.glob("pwned_by_tf1*"))
 
 
 def _edit_meta_graph(path: Path, edit) -> None:
@@ -206,17 +207,19 @@ def test_dataset_and_debug_ops_that_touch_files(kind, tmp_path, monkeypatch):
     cache = tmp_path / "cache_prefix"
     dumps = tmp_path / "dumps"
 
-    def payload():
+    def payload(handle):
         if kind == "matching_files":
-            variant = tf.raw_ops.MatchingFilesDataset(patterns=[str(tmp_path / "*")])
+            variant = tf.raw_ops.MatchingFilesDataset(patterns=[str(tmp_path / "m" / "*")])
             ds = tf.data.experimental.from_variant(variant, tf.TensorSpec([], tf.string))
-            tf.io.write_file(str(tmp_path / "listed"), ds.get_single_element())
+            listing = ds.reduce(tf.constant(""), lambda text, name: text + name + "\n")
+            tf.io.write_file(str(tmp_path / "listed"), listing)
         elif kind == "cache":
             tf.data.Dataset.from_tensors(1).cache(str(cache)).get_single_element()
         else:
-            tf.raw_ops.DebugIdentity(
-                input=tf.constant(1.0), debug_urls=[f"file://{dumps}"], tensor_name="x:0"
+            dumped = tf.raw_ops.DebugIdentity(
+                input=tf.constant(1), debug_urls=[f"file://{dumps}"], tensor_name="x:0"
             )
+            tf.raw_ops.AssignVariableOp(resource=handle, value=tf.cast(dumped, tf.int64))
 
     op = {"matching_files": "MatchingFilesDataset", "cache": "CacheDatasetV2"}.get(
         kind, "DebugIdentity"
@@ -231,6 +234,13 @@ def test_dataset_and_debug_ops_that_touch_files(kind, tmp_path, monkeypatch):
     assert not (tmp_path / "listed").exists()
     assert list(tmp_path.glob("cache_prefix*")) == []
     assert not dumps.exists()
+    hub.load(str(path), check_ops="off")  # what the payload does when it is let through
+    if kind == "matching_files":
+        assert "saved_model.pb" in (tmp_path / "listed").read_text()
+    elif kind == "cache":
+        assert list(tmp_path.glob("cache_prefix*"))
+    else:
+        assert dumps.exists()
 
 
 def _rpc_model(path: Path, port: int) -> Path:
@@ -241,7 +251,7 @@ def _rpc_model(path: Path, port: int) -> Path:
     is what a hostile author would do.
     """
 
-    def payload():
+    def payload(_):
         tf.raw_ops.IdentityN(
             input=[tf.constant(f"127.0.0.1:{port}"), tf.constant(2000, tf.int64)],
             name="rpc_client",
@@ -291,7 +301,7 @@ def test_rpc_client_is_refused_before_it_connects(tmp_path, monkeypatch):
 @pytest.fixture()
 def write_file_model(tmp_path):
     target = tmp_path / "pwned_by_remote"
-    path = _save(lambda: tf.io.write_file(str(target), "pwned"), tmp_path / "m", target)
+    path = _save(lambda _: tf.io.write_file(str(target), "pwned"), tmp_path / "m", target)
     return path, target
 
 
