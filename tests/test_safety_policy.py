@@ -317,3 +317,13 @@ def test_tf1_hub_assets_count_only_for_tf1_hub_modules(ordinary):
     # Loaded by TensorFlow as a plain SavedModel, the constant would keep its value.
     found = safety.scan_meta_graph(meta, hub_module=False)
     assert [u.op for u in found] == ["InitializeTableFromTextFileV2"]
+
+
+def test_a_repeated_node_name_hides_nothing(ordinary, tmp_path):
+    def shadow(meta):
+        serving = _function(meta, "__inference___call__")
+        serving.node_def.add(name="dup", op="WriteFile")
+        serving.node_def.add(name="dup", op="Identity")
+
+    found = safety.scan(_edited(ordinary["tables"], tmp_path / "m", shadow))
+    assert [(u.op, u.node, u.reason) for u in found] == [("WriteFile", "dup", "writes a file")]

@@ -103,11 +103,12 @@ class _Scope:
 
     def __init__(self, where: str, nodes: Any, args: list[str], function: str | None) -> None:
         self.where = where
-        self.nodes = {n.name: n for n in nodes}
+        self.node_list = list(nodes)  # every node is checked, also one whose name repeats
+        self.nodes = {n.name: n for n in self.node_list}
         self.args = args
         self.function = function
         self.consumers: dict[str, list[Any]] = {}
-        for node in nodes:
+        for node in self.node_list:
             for ref in node.input:
                 self.consumers.setdefault(_source(ref), []).append(node)
 
@@ -150,7 +151,7 @@ class _MetaGraphScan:
         }
         self.callers: dict[str, list[tuple[_Scope, Any]]] = {}
         for scope in (self.graph, *self.functions.values()):
-            for node in scope.nodes.values():
+            for node in scope.node_list:
                 names = _func_names(node) + ([node.op] if node.op in self.functions else [])
                 for name in names:
                     self.callers.setdefault(name, []).append((scope, node))
@@ -276,7 +277,7 @@ class _MetaGraphScan:
         args = [i for i, ref in enumerate(_data_inputs(call)) if _source(ref) == filename]
         if len(args) != 1 or args[0] >= len(scope.args):
             return None
-        designated = _Scope(scope.where, scope.nodes.values(), scope.args, scope.function)
+        designated = _Scope(scope.where, scope.node_list, scope.args, scope.function)
         designated.args = [scope.args[args[0]]]  # the one root a file prefix may come from
         return designated
 
@@ -310,8 +311,10 @@ class _MetaGraphScan:
     def findings(self) -> list[UnsafeOp]:
         found = []
         for scope in (self.graph, *self.functions.values()):
-            for node in scope.nodes.values():
+            for node in scope.node_list:
                 found.extend(self._check(scope, node))
+                if scope.nodes[node.name] is not node:  # structure must be unambiguous
+                    found.append(UnsafeOp(node.op, node.name, scope.where, "node name repeated"))
         return found
 
     def _check(self, scope: _Scope, node: Any) -> list[UnsafeOp]:
