@@ -245,7 +245,7 @@ def test_attachments_and_image_helpers():
     assert hub.get_num_image_channels(spec) == 3
     plain = hub.create_module_spec(mods.fruit_module_fn)
     assert plain.get_attached_message("image_module_info", hub.ImageModuleInfo) is None
-    assert "hub_module_attachments" not in plain._meta_graph(None).collection_def  # not mutated
+    assert "hub_module_attachments" not in plain.meta_graph(None).collection_def  # not mutated
     with pytest.raises(ValueError, match="missing input 'images'"):
         hub.get_expected_image_size(plain)
 

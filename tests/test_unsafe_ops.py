@@ -11,8 +11,8 @@ import tensorflow as tf
 
 import tfhub as hub
 from tests.server_helpers import HubServer, publish
+from tfhub.safety import scan
 from tfhub.testing import make_tarball
-from tfhub.tools.unsafe_ops import scan
 
 v1 = tf.compat.v1
 

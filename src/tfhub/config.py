@@ -16,7 +16,8 @@ Variable                            Meaning
 ``TFHUB_LOCK_TIMEOUT``              seconds without progress before a lock is stale (600)
 ``TFHUB_MAX_MODEL_BYTES``           refuse archives that unpack to more bytes (default 64 GiB)
 ``TFHUB_VERIFY_CACHE``              ``1``: sha256-check cached files on every use, not just sizes
-``TFHUB_CHECK_OPS``                 ``warn`` | ``error`` | ``off``: ops that reach outside a model
+``TFHUB_CHECK_OPS``                 ``error`` | ``warn`` | ``off``: the op policy (default: error
+                                    for remote handles, warn for local paths)
 ``TFHUB_FAST_PATH``                 ``0``: never ask tfhub servers for the per-file fast path
 ``TFHUB_DOWNLOAD_WORKERS``          parallel connections of the fast path (default 4)
 ``TFHUB_HTTP_MIN_RATE``             bytes/s a download must average over each
@@ -204,3 +205,24 @@ def max_model_files() -> int:
     """``TFHUB_MAX_MODEL_FILES``: upper bound on the members of one model archive (files,
     directories) or files of a fast-path manifest (default 100000)."""
     return int(_env_number("TFHUB_MAX_MODEL_FILES", 100_000, minimum=1))
+
+
+CHECK_OPS_MODES = ("error", "warn", "off")
+
+
+def check_ops_mode() -> str | None:
+    """``TFHUB_CHECK_OPS``: ``error``, ``warn`` or ``off``; None when unset (the op policy then
+    picks ``error`` for remote handles and ``warn`` for local paths).
+
+    Raises:
+        ConfigError: any other value.
+    """
+    raw = os.environ.get("TFHUB_CHECK_OPS")
+    if raw is None or not raw.strip():
+        return None
+    mode = raw.strip().lower()
+    if mode not in CHECK_OPS_MODES:
+        raise ConfigError(
+            f"TFHUB_CHECK_OPS={raw!r} is not valid; use one of {', '.join(CHECK_OPS_MODES)}."
+        )
+    return mode

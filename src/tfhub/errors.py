@@ -8,7 +8,9 @@ Every error derives from :class:`HubError` and also from the built-in exception 
     ├── InvalidHandleError(HubError, ValueError)      handle is not a string, unknown scheme
     ├── ConfigError(HubError, ValueError)             bad value in a TFHUB_* environment variable
     ├── NotAModelError(HubError, ValueError)          directory holds no SavedModel / Hub module
+    │   └── UnscannableError                           a model the op policy cannot check (.pbtxt)
     ├── UsageError(HubError, ValueError)              arguments that do not fit together
+    │   └── UnsafeOpsError                             the op policy refuses the model's ops
     ├── CommonSignatureError(HubError, ValueError)    a model lacks a claimed common signature
     ├── ModelNotFoundError(HubError, FileNotFoundError) local path or remote model missing
     │   └── OfflineError                               TFHUB_OFFLINE=1 and the handle is not cached
@@ -46,6 +48,8 @@ __all__ = [
     "ProtocolError",
     "RemoteNotFoundError",
     "SlowTransferError",
+    "UnsafeOpsError",
+    "UnscannableError",
     "UsageError",
 ]
 
@@ -168,3 +172,21 @@ class CommonSignatureError(HubError, ValueError):
 class SlowTransferError(DownloadError):
     """A download was slower than ``TFHUB_HTTP_MIN_RATE`` or ran past
     ``TFHUB_DOWNLOAD_DEADLINE`` (the blocks already verified are kept for a retry)."""
+
+
+class UnscannableError(NotAModelError):
+    """The model cannot be checked for unsafe ops (e.g. a text ``saved_model.pbtxt``)."""
+
+
+class UnsafeOpsError(UsageError):
+    """The op policy refuses the model: it holds ops that may reach outside the model.
+
+    Attributes:
+        findings: the refused ops (``tfhub.safety.UnsafeOp``), in the order reported.
+    """
+
+    def __init__(
+        self, message: str, *, handle: str | None = None, findings: tuple[object, ...] = ()
+    ) -> None:
+        super().__init__(message, handle=handle)
+        self.findings = tuple(findings)

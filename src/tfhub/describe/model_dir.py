@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from tfhub import protocol
+from tfhub import metagraph, protocol
 from tfhub.describe.protos import (
     MalformedError,
     decode_structured,
@@ -74,10 +74,8 @@ def _check_size(path: str) -> None:
 def _read_meta_graphs(model_dir: str) -> tuple[str, list[Any]]:
     pb = os.path.join(model_dir, protocol.SAVED_MODEL_PB)
     if os.path.isfile(pb):
-        from tfhub.tf1.spec import read_meta_graphs
-
         _check_size(pb)
-        metas = read_meta_graphs(Path(model_dir), model_dir)
+        metas = metagraph.read_meta_graphs(Path(model_dir), model_dir)
     elif os.path.isfile(os.path.join(model_dir, protocol.SAVED_MODEL_PBTXT)):
         pb = os.path.join(model_dir, protocol.SAVED_MODEL_PBTXT)
         _check_size(pb)

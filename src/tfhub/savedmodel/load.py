@@ -5,24 +5,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from tfhub import protocol
+from tfhub import metagraph, protocol, safety
 from tfhub.errors import InvalidHandleError, NotAModelError, UsageError
 from tfhub.handles.resolve import resolve
 
 __all__ = ["is_tf1_module", "load"]
 
 
-def _exists(path: str) -> bool:
-    if "://" in path:
-        import tensorflow as tf
-
-        return bool(tf.io.gfile.exists(path))
-    return os.path.exists(path)
-
-
 def is_tf1_module(path: str) -> bool:
     """Whether the model directory ``path`` is in the TF1 Hub format (has tfhub_module.pb)."""
-    return _exists(os.path.join(path, protocol.TF1_MODULE_PB))
+    return metagraph.exists(metagraph.join(path, protocol.TF1_MODULE_PB))
 
 
 def load(
@@ -31,6 +23,7 @@ def load(
     options: Any = None,
     *,
     allow_ops: Any = None,
+    check_ops: str | None = None,
 ) -> Any:
     """Resolves ``handle`` and loads the SavedModel found there.
 
@@ -47,9 +40,14 @@ def load(
         handle: a path or URL (see :func:`tfhub.resolve`).
         tags: the MetaGraph tags to load (default: ``serve`` for TF2, the empty set for TF1).
         options: a ``tf.saved_model.LoadOptions``.
-        allow_ops: op types that reach outside the model (``ReadFile``, ``PyFunc``, ...) which
-            are acceptable; any other such op then refuses the load. Without it,
-            ``TFHUB_CHECK_OPS`` decides: ``warn`` (default), ``error`` or ``off``.
+        allow_ops: op types outside the allowlist (``ReadFile``, ``PyFunc``, ...) to accept
+            for this model; any other such op then refuses the load.
+        check_ops: the op policy for this call: ``"error"`` (refuse a model with ops outside
+            the allowlist), ``"warn"`` (log them and load) or ``"off"`` (do not scan). Without
+            it (and without ``allow_ops``), ``TFHUB_CHECK_OPS`` decides, and when that is unset
+            a remote handle (``http(s)://``, ``gs://``, ``s3://``, any URL but ``file://``) is
+            checked under ``error`` and a local path under ``warn``. The model's protobufs are
+            scanned before anything of it runs; see :mod:`tfhub.safety`.
 
     Returns:
         The restored object.
@@ -57,7 +55,8 @@ def load(
     Raises:
         InvalidHandleError: ``handle`` is not a string.
         NotAModelError: the directory holds neither ``saved_model.pb`` nor ``saved_model.pbtxt``.
-        UsageError: the model holds unsafe ops that the policy refuses.
+        UnsafeOpsError: the model holds ops that the policy refuses (a ``UsageError``); the
+            message names each op, where it is, and how to load the model anyway.
         Any error of :func:`tfhub.resolve`.
 
     Example:
@@ -84,8 +83,8 @@ def load(
     if tf1 and tags is None:
         tags = []
     if not (
-        _exists(os.path.join(path, protocol.SAVED_MODEL_PB))
-        or _exists(os.path.join(path, protocol.SAVED_MODEL_PBTXT))
+        metagraph.exists(metagraph.join(path, protocol.SAVED_MODEL_PB))
+        or metagraph.exists(metagraph.join(path, protocol.SAVED_MODEL_PBTXT))
     ):
         raise NotAModelError(
             f"Trying to load a model of incompatible/unknown type. '{path}' (from {handle}) "
@@ -93,14 +92,13 @@ def load(
             "directory that tf.saved_model.save() wrote.",
             handle=handle,
         )
-    if "://" not in path:
-        from tfhub.tools.unsafe_ops import check_ops
-
-        check_ops(path, handle=handle, allow_ops=allow_ops)
+    # Every model is checked, also one read in place (a gs:// path in UNCOMPRESSED mode).
+    safety.check_ops(path, handle=handle, allow_ops=allow_ops, mode=check_ops)
     if tf1:
         from tfhub.tf1.interop import TF1ModuleObject
+        from tfhub.tf1.spec import load_module_spec
 
-        return TF1ModuleObject(path, tags=tags)
+        return TF1ModuleObject(load_module_spec(path, check_ops=False), tags=tags)
     obj = tf.saved_model.load(path, tags=tags, options=options)
     obj._is_hub_module_v1 = False  # tensorflow_hub's marker, read by code written for it
     return obj

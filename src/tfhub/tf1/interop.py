@@ -18,8 +18,9 @@ from typing import Any
 import tensorflow as tf
 
 from tfhub.errors import UsageError
-from tfhub.tf1.module import Module, _match_inputs, signature_placeholder
-from tfhub.tf1.spec import GK, ModuleSpec, load_module_spec
+from tfhub.tf1.module import Module, match_inputs, signature_placeholder
+from tfhub.tf1.spec import ModuleSpec, load_module_spec
+from tfhub.tf1.surgery import GK
 
 __all__ = ["TF1ModuleObject", "convert"]
 
@@ -41,7 +42,7 @@ class _SignatureFunction:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if len(args) > 1 or (args and kwargs):
             raise TypeError(f"Signature {self.name!r} takes keyword arguments {self._keys}.")
-        values = _match_inputs(args[0] if args else kwargs, dict.fromkeys(self._keys))
+        values = match_inputs(args[0] if args else kwargs, dict.fromkeys(self._keys))
         flat = []
         for key, placeholder in zip(self._keys, self._placeholders, strict=True):
             value = values[key]
@@ -88,7 +89,7 @@ class TF1ModuleObject(tf.Module):
                 train_infos = spec.get_input_info_dict("default", train_tags)
                 train_ph = {k: signature_placeholder(i) for k, i in train_infos.items()}
                 n_updates = len(v1.get_collection(GK.UPDATE_OPS))
-                outputs = module._apply_variant(train_ph, "default", train_tags)
+                outputs = module.apply_variant(train_ph, "default", train_tags)
                 # Running the train variant runs its UPDATE_OPS (e.g. batch-norm moving
                 # averages), as a TF1 training loop would.
                 updates = v1.get_collection(GK.UPDATE_OPS)[n_updates:]

@@ -17,7 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfhub.errors import UsageError
-from tfhub.tf1.spec import GK, ModuleSpec, _strip_collections, load_module_spec
+from tfhub.tf1.spec import ModuleSpec, load_module_spec
+from tfhub.tf1.surgery import GK, strip_collections
 from tfhub.tf1.tensor_info import ParsedTensorInfo
 
 __all__ = ["Module", "eval_function_for_module"]
@@ -86,7 +87,7 @@ class Module:
             raise UsageError(f"Unknown module spec type: {type(spec)!r}")
         self._spec = spec
         self._tags = frozenset(tags or ())
-        self._meta = spec._meta_graph(self._tags)
+        self._meta = spec.meta_graph(self._tags)
         self._trainable = trainable
         self._graph = v1.get_default_graph()
         with v1.variable_scope(None, default_name=name) as scope:
@@ -101,7 +102,7 @@ class Module:
         keep = _STATE_COLLECTIONS + (
             (GK.TRAINABLE_VARIABLES, GK.REGULARIZATION_LOSSES) if trainable else ()
         )
-        state_meta = _strip_collections(self._meta, keep=keep)
+        state_meta = strip_collections(self._meta, keep=keep)
         # Tables and other shared resources get a name of their own per instance: in TF2 every
         # module is instantiated under the same scope name (in its own function graph) but
         # resources live in one process-wide manager, so equal names would share one table.
@@ -132,13 +133,13 @@ class Module:
             var.op.name[len(prefix) :]: var
             for var in graph.get_collection(GK.GLOBAL_VARIABLES)[n_vars:]
         }
-        if spec._checkpoint_path:
-            v1.train.init_from_checkpoint(spec._checkpoint_path, dict(self._variable_map))
+        if spec.checkpoint_path:
+            v1.train.init_from_checkpoint(spec.checkpoint_path, dict(self._variable_map))
         self._apply_meta = self._make_apply_meta()
 
     def _make_apply_meta(self) -> Any:
         keep = _APPLY_COLLECTIONS + ((GK.UPDATE_OPS,) if self._trainable else ())
-        meta = _strip_collections(self._meta, keep=keep)
+        meta = strip_collections(self._meta, keep=keep)
         state = set(self._state)
         for node in meta.graph_def.node:
             if node.name in state:
@@ -182,8 +183,8 @@ class Module:
         if v1.get_default_graph() is not self._graph:
             raise RuntimeError("Module must be applied in the graph it was instantiated for.")
         name = signature or "default"
-        sig = self._spec._signature(name, self._tags)
-        values = _match_inputs(inputs, sig.inputs)
+        sig = self._spec.signature_def(name, self._tags)
+        values = match_inputs(inputs, sig.inputs)
         input_map = {f"{k}:0": v for k, v in self._state.items()}
         for key, info in sig.inputs.items():
             input_map.update(_input_map_entries(info, values[key], key))
@@ -204,7 +205,7 @@ class Module:
             )
         return outputs["default"]
 
-    def _apply_variant(self, inputs: Any, signature: str, tags: frozenset[str]) -> Any:
+    def apply_variant(self, inputs: Any, signature: str, tags: frozenset[str]) -> Any:
         """Applies ``signature`` of another graph variant (e.g. {"train"}) to this module's state.
 
         The variants of one module define the same variables, so the other variant's graph is
@@ -213,7 +214,7 @@ class Module:
         other = Module.__new__(Module)
         other.__dict__.update(self.__dict__)
         other._tags = frozenset(tags)
-        other._meta = self._spec._meta_graph(tags)
+        other._meta = self._spec.meta_graph(tags)
         missing = sorted(
             node.name
             for node in other._meta.graph_def.node
@@ -262,16 +263,16 @@ class Module:
         if session.graph is not self._graph:
             raise RuntimeError("session graph differs from the graph where the module was made.")
         if not self._variable_map:  # nothing to checkpoint
-            self._spec._write(path, None)
+            self._spec.write(path, None)
             return
         saver = v1.train.Saver(self._variable_map, sharded=True, write_version=v1.train.SaverDef.V2)
-        self._spec._write(
+        self._spec.write(
             path,
             lambda prefix: saver.save(session, prefix, write_meta_graph=False, write_state=False),
         )
 
 
-def _match_inputs(inputs: Any, expected: Mapping[str, Any]) -> dict[str, Any]:
+def match_inputs(inputs: Any, expected: Mapping[str, Any]) -> dict[str, Any]:
     if inputs is None:
         given: dict[str, Any] = {}
     elif isinstance(inputs, Mapping):
@@ -379,7 +380,7 @@ def eval_function_for_module(
                         f"Signature {name!r} is missing; available: {sorted(applied)}."
                     )
                 placeholders, outputs = applied[name]
-                values = _match_inputs(inputs, placeholders)
+                values = match_inputs(inputs, placeholders)
                 feed: dict[Any, Any] = {}
                 for key, placeholder in placeholders.items():
                     value = values[key]

@@ -14,20 +14,19 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
-from google.protobuf.message import DecodeError
 
-from tfhub import protocol
+from tfhub import metagraph, protocol, safety
 from tfhub.errors import NotAModelError, UsageError
 from tfhub.handles.resolve import resolve
 from tfhub.staging import staged_directory
 from tfhub.tf1 import protos
+from tfhub.tf1.surgery import ASSETS_KEY, GK, pack_assets, strip_collections, unpack_assets
 from tfhub.tf1.tensor_info import ParsedTensorInfo, build_tensor_info, parse_tensor_infos
 
 __all__ = [
@@ -40,8 +39,6 @@ __all__ = [
 ]
 
 v1 = tf.compat.v1
-GK = v1.GraphKeys
-ASSETS_KEY = "saved_model_assets"
 ATTACHMENTS_KEY = "hub_module_attachments"
 SUPPORTED_COLLECTIONS = frozenset(
     {
@@ -61,9 +58,6 @@ SUPPORTED_COLLECTIONS = frozenset(
 # Always dropped when wrapping a plain TF1 SavedModel (they only make sense for serving).
 _SAVED_MODEL_ONLY_COLLECTIONS = ("global_step", "legacy_init_op", "saved_model_main_op")
 _ATTACHMENT_KEY_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")
-_ASSET_PLACEHOLDER = b"SAVEDMODEL-ASSET"
-
-AssetFileDef = type(v1.MetaGraphDef().asset_file_def.add())
 
 
 # --------------------------------------------------------------------------------------------
@@ -255,11 +249,17 @@ class ModuleSpec:
 
     # -- queries -------------------------------------------------------------------------
 
+    @property
+    def checkpoint_path(self) -> str | None:
+        """The checkpoint holding the variable values (None: use the initializers)."""
+        return self._checkpoint_path
+
     def get_tags(self) -> list[frozenset[str]]:
         """The tag sets of the graph variants, sorted."""
         return sorted(self._variants, key=lambda t: (len(t), sorted(t)))
 
-    def _meta_graph(self, tags: Iterable[str] | None) -> Any:
+    def meta_graph(self, tags: Iterable[str] | None) -> Any:
+        """The ``MetaGraphDef`` of the graph variant ``tags`` (not a copy: do not modify it)."""
         key = frozenset(tags or ())
         if key not in self._variants:
             raise UsageError(
@@ -269,10 +269,11 @@ class ModuleSpec:
         return self._variants[key]
 
     def get_signature_names(self, tags: Iterable[str] | None = None) -> list[str]:
-        return sorted(self._meta_graph(tags).signature_def)
+        return sorted(self.meta_graph(tags).signature_def)
 
-    def _signature(self, signature: str | None, tags: Iterable[str] | None) -> Any:
-        meta = self._meta_graph(tags)
+    def signature_def(self, signature: str | None, tags: Iterable[str] | None) -> Any:
+        """The ``SignatureDef`` named ``signature`` (default "default") of a graph variant."""
+        meta = self.meta_graph(tags)
         name = signature or "default"
         if name not in meta.signature_def:
             raise UsageError(
@@ -284,11 +285,11 @@ class ModuleSpec:
     def _infos(self, signature: str | None, tags: Iterable[str] | None, kind: str) -> Any:
         key = (frozenset(tags or ()), f"{signature or 'default'}/{kind}")
         if key not in self._info_cache:
-            sig = self._signature(signature, tags)
+            sig = self.signature_def(signature, tags)
             infos = sig.inputs if kind == "inputs" else sig.outputs
             graph = tf.Graph()
             with graph.as_default():
-                v1.train.import_meta_graph(_strip_collections(self._meta_graph(tags), keep=()))
+                v1.train.import_meta_graph(strip_collections(self.meta_graph(tags), keep=()))
                 values = {
                     k: v1.saved_model.utils.get_tensor_from_tensor_info(i, graph)
                     for k, i in infos.items()
@@ -310,7 +311,7 @@ class ModuleSpec:
 
     def _attachments(self, tags: Iterable[str] | None) -> dict[str, bytes]:
         """Key → serialized message attached to a graph variant (the last write per key)."""
-        meta = self._meta_graph(tags)
+        meta = self.meta_graph(tags)
         stored = meta.collection_def.get(ATTACHMENTS_KEY)  # [] on a map would insert the key
         result: dict[str, bytes] = {}
         for raw in stored.bytes_list.value if stored is not None else ():
@@ -378,23 +379,23 @@ class ModuleSpec:
                 session.run(v1.global_variables_initializer())
                 module.export(path, session)
 
-    def _write(
+    def write(
         self, path: str | os.PathLike[str], save_variables: Callable[[str], Any] | None
     ) -> None:
         """Writes the module directory atomically; ``save_variables(prefix)`` writes the values
-        (None: the module has no variables)."""
+        (None: the module has no variables). :meth:`export` and ``Module.export`` use it."""
         target = Path(path)
         if (target / protocol.TF1_MODULE_PB).exists():
             raise UsageError(f"{target} already holds a module; export into a new directory.")
         try:
             with staged_directory(target) as tmp:
-                saved_model = protos.SavedModelFile()
+                metas = []
                 for tags in self.get_tags():
                     meta = v1.MetaGraphDef()
                     meta.CopyFrom(self._variants[tags])
-                    _pack_assets(meta, tmp / "assets")
-                    saved_model.meta_graphs.append(meta.SerializeToString())
-                (tmp / protocol.SAVED_MODEL_PB).write_bytes(saved_model.SerializeToString())
+                    pack_assets(meta, tmp / "assets")
+                    metas.append(meta)
+                metagraph.write_saved_model(tmp, metas)
                 if save_variables is not None:
                     (tmp / "variables").mkdir()
                     save_variables(str(tmp / "variables" / "variables"))
@@ -405,118 +406,15 @@ class ModuleSpec:
             raise UsageError(f"Cannot export the module to {target}: {exc}") from exc
 
 
-# --------------------------------------------------------------------------------------------
-# Meta graph surgery shared by specs and modules
-
-
-def _strip_collections(meta: Any, *, keep: Iterable[str]) -> Any:
-    """A copy of ``meta`` that holds only the collections in ``keep``."""
-    result = v1.MetaGraphDef()
-    result.CopyFrom(meta)
-    keep = set(keep)
-    for name in list(result.collection_def):
-        if name not in keep:
-            del result.collection_def[name]
-    return result
-
-
-def _const_node(meta: Any, tensor_name: str) -> Any:
-    node_name = tensor_name.split(":")[0]
-    for node in meta.graph_def.node:
-        if node.name == node_name:
-            if node.op != "Const" or node.attr["dtype"].type != tf.string.as_datatype_enum:
-                raise NotAModelError(
-                    f"Asset {tensor_name} is not a scalar string constant; the module's "
-                    "saved_model.pb is not in the TF1 Hub format."
-                )
-            return node
-    raise UsageError(f"Asset tensor {tensor_name} is missing from the graph.")
-
-
-def _asset_tensor_names(meta: Any) -> list[str]:
-    # A tensor may be listed twice (e.g. by the user and by a table initializer).
-    stored = meta.collection_def.get(GK.ASSET_FILEPATHS)
-    return list(dict.fromkeys(stored.node_list.value)) if stored is not None else []
-
-
-def _pack_assets(meta: Any, assets_dir: Path) -> None:
-    """Copies asset files into ``assets_dir`` and records them as ``saved_model_assets``."""
-    if GK.ASSET_FILEPATHS not in meta.collection_def:
-        return
-    used: set[str] = set()
-    anys = meta.collection_def[ASSETS_KEY].any_list.value
-    for name in _asset_tensor_names(meta):
-        node = _const_node(meta, name)
-        source = tf.make_ndarray(node.attr["value"].tensor).item().decode("utf8")
-        base = os.path.basename(source)
-        filename, n = base, 1
-        while filename in used:
-            stem, ext = os.path.splitext(base)
-            filename, n = f"{stem}_{n}{ext}", n + 1
-        used.add(filename)
-        assets_dir.mkdir(exist_ok=True)
-        shutil.copyfile(source, assets_dir / filename)
-        node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(_ASSET_PLACEHOLDER))
-        asset = AssetFileDef(filename=filename)
-        asset.tensor_info.name = name
-        anys.add().Pack(asset)
-
-
-def _unpack_assets(meta: Any, module_dir: Path) -> None:
-    """Points asset constants at ``<module_dir>/assets/<file>`` (so modules can move)."""
-    assets: list[Any] = list(meta.asset_file_def)
-    stored = meta.collection_def.get(ASSETS_KEY)
-    for packed in stored.any_list.value if stored is not None else ():
-        asset = AssetFileDef()
-        packed.Unpack(asset)
-        assets.append(asset)
-    assets_dir = (module_dir / "assets").resolve()
-    for asset in assets:
-        path = (assets_dir / asset.filename).resolve()
-        if assets_dir not in path.parents:
-            raise NotAModelError(
-                f"Asset filename ({asset.filename}) points outside assets_dir in {module_dir}."
-            )
-        node = _const_node(meta, asset.tensor_info.name)
-        node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(str(path).encode("utf8")))
-        if asset.tensor_info.name not in _asset_tensor_names(meta):
-            meta.collection_def[GK.ASSET_FILEPATHS].node_list.value.append(asset.tensor_info.name)
-    if ASSETS_KEY in meta.collection_def:
-        del meta.collection_def[ASSETS_KEY]
-    meta.ClearField("asset_file_def")
-
-
-def _parse(message_type: Any, path: Path, handle: str) -> Any:
-    try:
-        return message_type.FromString(path.read_bytes())
-    except DecodeError as exc:
-        raise NotAModelError(
-            f"{path} (from {handle}) is corrupt: {exc}. Download or export the module again.",
-            handle=handle,
-        ) from exc
-
-
-def read_meta_graphs(path: Path, handle: str) -> list[Any]:
-    pb = path / protocol.SAVED_MODEL_PB
-    if not pb.is_file():
-        raise NotAModelError(f"{path} has no {protocol.SAVED_MODEL_PB}.", handle=handle)
-    saved = _parse(protos.SavedModelFile, pb, handle)
-    try:
-        return [v1.MetaGraphDef.FromString(raw) for raw in saved.meta_graphs]
-    except DecodeError as exc:
-        raise NotAModelError(f"{pb} (from {handle}) is corrupt: {exc}.", handle=handle) from exc
-
-
-def _checkpoint_of(path: Path) -> str | None:
-    prefix = path / "variables" / "variables"
-    return str(prefix) if Path(f"{prefix}.index").is_file() else None
-
-
-def load_module_spec(path: str | os.PathLike[str], *, check_ops: bool = True) -> ModuleSpec:
+def load_module_spec(
+    path: str | os.PathLike[str], *, check_ops: bool | str | None = True, allow_ops: Any = None
+) -> ModuleSpec:
     """Reads the spec of a TF1 Hub module from a handle (path or URL).
 
-    With ``check_ops`` the module's graphs are scanned for ops that reach outside the model
-    first (see ``TFHUB_CHECK_OPS``).
+    Unless ``check_ops`` is False, every graph variant is first checked against the op policy
+    of :func:`tfhub.safety.check_ops` (``error`` for a remote handle, ``warn`` for a local path,
+    unless ``TFHUB_CHECK_OPS`` says otherwise); ``check_ops`` may also name the mode
+    (``"error"``, ``"warn"``, ``"off"``) and ``allow_ops`` lists op types to accept.
 
     Raises:
         NotAModelError: no ``tfhub_module.pb``, an unknown format or required features.
@@ -531,7 +429,7 @@ def load_module_spec(path: str | os.PathLike[str], *, check_ops: bool = True) ->
             "or hub.KerasLayer() for TF2 SavedModels.",
             handle=handle,
         )
-    module_def = _parse(protos.ModuleDef, module_pb, handle)
+    module_def = metagraph.parse_file(protos.ModuleDef, module_pb, handle)
     if module_def.format != protos.FORMAT_V3:
         raise NotAModelError(
             f"Unsupported module def format: {module_def.format!r} in {handle}.", handle=handle
@@ -542,16 +440,20 @@ def load_module_spec(path: str | os.PathLike[str], *, check_ops: bool = True) ->
             "a newer library is needed to use this module.",
             handle=handle,
         )
-    if check_ops:
-        from tfhub.tools.unsafe_ops import check_ops as check
-
-        check(str(module_dir), handle=handle)
+    if check_ops is not False:
+        safety.check_ops(
+            str(module_dir),
+            handle=handle,
+            allow_ops=allow_ops,
+            mode=None if check_ops is True else check_ops,
+        )
     variants = {}
-    for meta in read_meta_graphs(module_dir, handle):
+    for meta in metagraph.read_meta_graphs(module_dir, handle):
         _check_collections(meta.collection_def, where=f"module {handle}")
-        _unpack_assets(meta, module_dir)
+        unpack_assets(meta, module_dir)
         variants[frozenset(meta.meta_info_def.tags)] = meta
-    return ModuleSpec(variants, checkpoint_path=_checkpoint_of(module_dir), source=handle)
+    checkpoint = metagraph.checkpoint_prefix(module_dir)
+    return ModuleSpec(variants, checkpoint_path=checkpoint, source=handle)
 
 
 def create_module_spec_from_saved_model(
@@ -561,15 +463,18 @@ def create_module_spec_from_saved_model(
 
     The ``global_step``, ``legacy_init_op`` and ``saved_model_main_op`` collections are always
     dropped, as are those in ``drop_collections``. Export the result to get a TF1 Hub module.
+    The SavedModel is checked against the op policy first (``warn`` for a local path unless
+    ``TFHUB_CHECK_OPS`` says otherwise; see :mod:`tfhub.safety`).
     """
     path = Path(os.fspath(saved_model_path))
+    safety.check_ops(str(path), handle=str(path))
     drop = set(_SAVED_MODEL_ONLY_COLLECTIONS) | set(drop_collections or ())
     variants = {}
-    for meta in read_meta_graphs(path, str(path)):
+    for meta in metagraph.read_meta_graphs(path, str(path)):
         for name in drop & set(meta.collection_def):
             del meta.collection_def[name]
         meta.ClearField("saver_def")
         _check_collections(meta.collection_def, where=f"SavedModel {path}")
-        _unpack_assets(meta, path)
+        unpack_assets(meta, path)
         variants[frozenset(meta.meta_info_def.tags)] = meta
-    return ModuleSpec(variants, checkpoint_path=_checkpoint_of(path), source=str(path))
+    return ModuleSpec(variants, checkpoint_path=metagraph.checkpoint_prefix(path), source=str(path))

@@ -21,9 +21,9 @@ import sys
 from typing import Any
 
 from tfhub.describe import describe_model_dir, describe_module_spec, describe_saved_model_object
-from tfhub.errors import HubError, NotAModelError
+from tfhub.errors import HubError, NotAModelError, UnscannableError
+from tfhub.safety import scan
 from tfhub.signatures.common import CommonSignatures, find_common_signatures
-from tfhub.tools.unsafe_ops import UnscannableError, scan
 
 __all__ = [
     "describe_module_spec",
