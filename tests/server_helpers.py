@@ -21,7 +21,8 @@ class HubServer:
         self.root = root
         full_env = {
             **os.environ,
-            "PYTHONPATH": str(REPO),
+            # This checkout's sources first (the shared virtualenv may point elsewhere).
+            "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),
             "TFHUB_PUBLISH_TOKEN": TOKEN,
             "TF_CPP_MIN_LOG_LEVEL": "3",
             **(env or {}),
