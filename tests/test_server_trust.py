@@ -127,11 +127,13 @@ def test_blobs_altered_in_the_storage_are_never_served_intact(tmp_path, models):
         status, body = _get_body(f"{srv.url}/api/blobs/{data['sha256']}")
         assert status == -1 and len(body) < len(original)  # cut, never complete
         assert bytes(altered[(4 << 20) :]) not in body
-        ranged = requests.get(
-            f"{srv.url}/api/blobs/{data['sha256']}", headers={"Range": "bytes=4194300-4194400"},
-            timeout=30,
-        )  # fmt: skip
+        url = f"{srv.url}/api/blobs/{data['sha256']}"
+        ranged = requests.get(url, headers={"Range": "bytes=4194310-4194400"}, timeout=30)
         assert ranged.status_code == 503 and "altered" in ranged.json()["error"]
+        cut = {"Range": "bytes=4194300-4194400"}
+        resp = requests.get(url, headers=cut, stream=True, timeout=30)
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+            resp.content  # noqa: B018 - the good block's bytes, then the cut
         # The archive: altered bytes are refused, with a clean 503 for a small one.
         archive = store / record["archive"]["key"]
         tampered = bytearray(archive.read_bytes())
@@ -176,7 +178,7 @@ def test_snippets_use_the_public_url_not_the_host_header(hub):
 
 @pytest.mark.parametrize(
     "name",
-    ["test/mul/1\u0663", "test/m\u0663/1", "t\u0663st/m/1", "test/caf\u00e9/1", "test/m/1\n",
+    ["test/mul/1\u0663", "test/m\u0663/1", "t\u0663st/m/1", "test/caf\u00e9/1", "test/m/1%0A",
      "test/m/\uff11"],
 )  # fmt: skip
 def test_names_and_versions_are_ascii_only(hub, models, tmp_path, name):

@@ -48,6 +48,7 @@ __all__ = ["create_app", "serve"]
 access_log = logging.getLogger("tfhub.server.access")
 logger = logging.getLogger(__name__)
 _SHA256_RE = re.compile(r"[0-9a-f]{64}", re.ASCII)
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*", re.ASCII)
 _MAX_DOCS_BYTES = 1 << 20
 _error = error_response
 
@@ -98,7 +99,10 @@ def create_app(
     @app.middleware("http")
     async def log_requests(request: Request, call_next: Any) -> Any:
         start = time.perf_counter()
-        response = await call_next(request)
+        if _PRINTABLE_ASCII.fullmatch(request.url.path):
+            response = await call_next(request)
+        else:  # route parameters silently stop at a newline: refuse such paths whole
+            response = _error(400, "Invalid path: names are printable ASCII (see the docs).")
         for header, value in SECURITY_HEADERS.items():
             response.headers.setdefault(header, value)
         access_log.info(

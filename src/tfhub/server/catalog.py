@@ -28,6 +28,7 @@ __all__ = ["Catalog", "ModelName", "ModelNameError", "parse_docs", "parse_model_
 logger = logging.getLogger(__name__)
 
 RECORD = "meta.json"
+_MISS_REFRESH = 0.25  # seconds: how stale the blob index may be when a blob is not in it
 _METADATA_RE = re.compile(r"^<!--\s*(?P<key>[\w\s-]+?)\s*:\s*(?P<value>.+?)\s*-->$")
 _REPEATABLE = frozenset({"dataset", "language", "task", "network-architecture"})
 KNOWN_METADATA = frozenset(
@@ -181,9 +182,11 @@ class Catalog:
         key = self.record_key(name)
         return _checked_record(key, self.storage.read_bytes(key))
 
-    def all_records(self) -> list[dict[str, Any]]:
+    def all_records(self, max_age: float | None = None) -> list[dict[str, Any]]:
+        """Every valid record, from an index at most ``max_age`` (default: the ttl) old."""
+        age = self._ttl if max_age is None else max_age
         with self._lock:
-            if self._index is None or time.monotonic() - self._loaded > self._ttl:
+            if self._index is None or time.monotonic() - self._loaded > age:
                 records = []
                 for key in self.storage.list_keys("/" + RECORD):
                     record = _checked_record(key, self.storage.read_bytes(key))
@@ -198,7 +201,12 @@ class Catalog:
         sha256 of each block), or None when no published record references it."""
         self.all_records()  # refreshes the index when it is older than the ttl
         with self._lock:
-            return self._blobs.get(sha256)
+            found = self._blobs.get(sha256)
+        if found is None:  # published a moment ago on another replica? (refreshes: <= 4/s)
+            self.all_records(max_age=_MISS_REFRESH)
+            with self._lock:
+                found = self._blobs.get(sha256)
+        return found
 
     def invalidate(self) -> None:
         with self._lock:
