@@ -99,7 +99,7 @@ def create_app(
     @app.middleware("http")
     async def log_requests(request: Request, call_next: Any) -> Any:
         start = time.perf_counter()
-        if _PRINTABLE_ASCII.fullmatch(request.url.path):
+        if _PRINTABLE_ASCII.fullmatch(request.scope["path"]):  # not .url: it drops newlines
             response = await call_next(request)
         else:  # route parameters silently stop at a newline: refuse such paths whole
             response = _error(400, "Invalid path: names are printable ASCII (see the docs).")
