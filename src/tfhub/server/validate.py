@@ -103,11 +103,13 @@ def _limit_resources(cpu_seconds: int) -> None:
 
 
 def _scan(path: str) -> list[str]:
+    import importlib
+
     try:  # the op policy's home once the safety module lands; until then tools/unsafe_ops
-        from tfhub.safety import scan  # type: ignore[import-not-found,unused-ignore]
+        policy: Any = importlib.import_module("tfhub.safety")
     except ImportError:
-        from tfhub.tools.unsafe_ops import scan
-    return [str(finding) for finding in scan(path)]
+        policy = importlib.import_module("tfhub.tools.unsafe_ops")
+    return [str(finding) for finding in policy.scan(path)]
 
 
 def _check(path: str, allow_unsafe_ops: bool) -> dict[str, Any]:
