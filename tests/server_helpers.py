@@ -11,6 +11,7 @@ from pathlib import Path
 
 import requests
 
+import tfhub
 from tests.conftest import REPO
 
 TOKEN = "s3cret-token"
@@ -21,7 +22,8 @@ class HubServer:
         self.root = root
         full_env = {
             **os.environ,
-            "PYTHONPATH": str(REPO),
+            # The server runs the tfhub these tests import (the virtualenv may point elsewhere).
+            "PYTHONPATH": os.pathsep.join([str(Path(tfhub.__file__).parents[1]), str(REPO)]),
             "TFHUB_PUBLISH_TOKEN": TOKEN,
             "TF_CPP_MIN_LOG_LEVEL": "3",
             **(env or {}),

@@ -145,3 +145,35 @@ def test_boolean_and_number_settings(monkeypatch):
     monkeypatch.setenv("TFHUB_HTTP_RETRIES", "two")
     with pytest.raises(hub.ConfigError, match="not a number"):
         config.http_retries()
+
+
+def test_server_settings_are_validated(monkeypatch, tmp_path):
+    monkeypatch.setenv("TFHUB_PUBLIC_URL", "hub.example.com")
+    with pytest.raises(hub.ConfigError, match=r"TFHUB_PUBLIC_URL='hub.example.com'.*https://"):
+        config.public_url()
+    monkeypatch.setenv("TFHUB_PUBLIC_URL", "https://hub.example.com/")
+    assert config.public_url() == "https://hub.example.com"
+    for name, bad in (
+        ("TFHUB_HEADER_TIMEOUT", "0"),
+        ("TFHUB_MAX_CONNECTIONS_PER_CLIENT", "many"),
+        ("TFHUB_MAX_UNPACKED_BYTES", "-5"),
+        ("TFHUB_MAX_UPLOAD_BYTES", "8G"),
+        ("TFHUB_ALLOW_UNSAFE_OPS", "maybe"),
+    ):
+        monkeypatch.setenv(name, bad)
+    for read in (
+        config.header_timeout,
+        config.max_connections_per_client,
+        config.max_unpacked_bytes,
+        config.max_upload_bytes,
+        config.allow_unsafe_ops,
+    ):
+        with pytest.raises(hub.ConfigError, match="TFHUB_"):
+            read()
+    token_file = tmp_path / "tokens"
+    token_file.write_text("lonely-token\n")
+    monkeypatch.setenv("TFHUB_TOKEN_FILE", str(token_file))
+    from tfhub.server.publish import Tokens
+
+    with pytest.raises(hub.ConfigError, match=r"TFHUB_TOKEN_FILE .*tokens:1"):
+        Tokens.from_env()

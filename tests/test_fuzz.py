@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import tfhub as hub
 from tfhub.handles.archive import extract_tar_stream
 from tfhub.handles.registry import check_handle, scheme_of
-from tfhub.server.catalog import NameError_, parse_docs, parse_model_path
+from tfhub.server.catalog import ModelNameError, parse_docs, parse_model_path
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -37,7 +37,7 @@ def test_handle_checks_accept_strings_and_refuse_the_rest_with_our_error(value):
 def test_model_paths_are_valid_or_refused_with_a_message(path):
     try:
         name = parse_model_path(path)
-    except NameError_ as exc:
+    except ModelNameError as exc:
         assert str(exc)
         return
     assert ".." not in name.model.split("/") and "\x00" not in name.path

@@ -174,7 +174,7 @@ def _tar(members):
         (b"", 400, "empty"),
         (b"not a tarball" * 100, 422, "not a valid model archive"),
         (_tar([("notes.txt", b"hello")]), 422, "holds no saved_model.pb"),
-        (_tar([("saved_model.pb", b"garbage bytes")]), 422, "not a model that loads"),
+        (_tar([("saved_model.pb", b"garbage bytes")]), 422, "not an acceptable model"),
         (_tar([("saved_model.pb", b"x"), ("../escape", b"x")]), 422, "outside the model"),
     ],
 )

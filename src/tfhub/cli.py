@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
@@ -21,6 +20,7 @@ from tfhub.errors import (
     HubError,
     ModelNotFoundError,
     NotAModelError,
+    PublishError,
 )
 
 __all__ = ["EXIT_CODES", "main"]
@@ -29,13 +29,14 @@ __all__ = ["EXIT_CODES", "main"]
 EXIT_CODES: tuple[tuple[type[HubError], int], ...] = (
     (ModelNotFoundError, 3),
     (DownloadError, 4),
+    (PublishError, 4),
     (ArchiveError, 5),
     (NotAModelError, 5),
     (CacheError, 6),
 )
 _EPILOG = (
     "exit status: 0 ok, 1 check failed (cache verify/rm), 2 usage or other error, "
-    "3 model not found (or not cached offline), 4 network/server error, "
+    "3 model not found (or not cached offline), 4 network/server error or refused publish, "
     "5 not a valid model or archive, 6 cache not usable"
 )
 
@@ -97,9 +98,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
     docs = _read_docs(args.docs)
     if args.server:
-        record = client.publish_to_server(
-            args.src, args.name, server=args.server, token=os.environ.get("TFHUB_TOKEN"), docs=docs
-        )
+        record = client.publish_to_server(args.src, args.name, server=args.server, docs=docs)
     else:
         record = client.publish_to_root(args.src, args.name, root=args.root, docs=docs)
     print(
@@ -243,7 +242,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "export", help="write a tree any static web server can serve to tensorflow_hub"
     )
     export.add_argument("root", help="storage root of a hub")
-    export.add_argument("out", help="output directory")
+    export.add_argument(
+        "out", help="output directory (new or empty; appears complete or not at all)"
+    )
     p.set_defaults(func=_cmd_mirror)
 
     p = sub.add_parser("convert", help="convert a TF1 Hub module into a TF2 Reusable SavedModel")

@@ -24,6 +24,15 @@ Variable                            Meaning
                                     ``TFHUB_HTTP_TIMEOUT`` window (default 1024; 0: off)
 ``TFHUB_DOWNLOAD_DEADLINE``         seconds one download may take in all (default 0: none)
 ``TFHUB_MAX_MODEL_FILES``           refuse archives/manifests with more members (100000)
+``TFHUB_TOKEN``                     the token ``tfhub publish --server`` sends
+``TFHUB_PUBLISH_TOKEN``             server: a token that may publish for every publisher
+``TFHUB_TOKEN_FILE``                server: lines ``<token> <publisher>[,...]`` (``*``: all)
+``TFHUB_ALLOW_UNSAFE_OPS``          server: ``1`` publishes models whose op scan has findings
+``TFHUB_MAX_UPLOAD_BYTES``          server: largest accepted upload (default 8 GiB)
+``TFHUB_MAX_UNPACKED_BYTES``        server: largest unpacked size of an upload (default 16 GiB)
+``TFHUB_PUBLIC_URL``                server: the hub's URL as users reach it (page snippets)
+``TFHUB_HEADER_TIMEOUT``            server: seconds to send a complete request head (10)
+``TFHUB_MAX_CONNECTIONS_PER_CLIENT`` server: open connections per client address (64)
 ==================================  =========================================================
 """
 
@@ -226,3 +235,68 @@ def check_ops_mode() -> str | None:
             f"TFHUB_CHECK_OPS={raw!r} is not valid; use one of {', '.join(CHECK_OPS_MODES)}."
         )
     return mode
+
+
+def client_token() -> str | None:
+    """``TFHUB_TOKEN``: the bearer token ``tfhub publish --server`` sends (unset: none)."""
+    return os.environ.get("TFHUB_TOKEN", "").strip() or None
+
+
+def publish_token() -> str | None:
+    """``TFHUB_PUBLISH_TOKEN``: a server token that may publish for every publisher."""
+    return os.environ.get("TFHUB_PUBLISH_TOKEN", "").strip() or None
+
+
+def token_file() -> Path | None:
+    """``TFHUB_TOKEN_FILE``: the server's file of ``<token> <publisher>[,...]`` lines."""
+    raw = os.environ.get("TFHUB_TOKEN_FILE", "").strip()
+    return Path(raw).expanduser() if raw else None
+
+
+def allow_unsafe_ops() -> bool:
+    """``TFHUB_ALLOW_UNSAFE_OPS``: the server publishes models whose op scan has findings."""
+    return env_flag("TFHUB_ALLOW_UNSAFE_OPS")
+
+
+def max_upload_bytes() -> int:
+    """``TFHUB_MAX_UPLOAD_BYTES``: the largest upload the server accepts (default 8 GiB)."""
+    return int(_env_number("TFHUB_MAX_UPLOAD_BYTES", float(8 << 30), minimum=1))
+
+
+def max_unpacked_bytes() -> int:
+    """``TFHUB_MAX_UNPACKED_BYTES``: the largest unpacked size of one upload (default 16 GiB);
+    the server stops extracting (and refuses with 413) past it."""
+    return int(_env_number("TFHUB_MAX_UNPACKED_BYTES", float(16 << 30), minimum=1))
+
+
+def public_url() -> str | None:
+    """``TFHUB_PUBLIC_URL``: the hub's URL as users reach it (``https://hub.example.com``),
+    used in the snippets of the model pages; never taken from a request's ``Host``.
+
+    Raises:
+        ConfigError: not an absolute http(s) URL.
+    """
+    raw = os.environ.get("TFHUB_PUBLIC_URL", "").strip()
+    if not raw:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(
+            f"TFHUB_PUBLIC_URL={raw!r} is not valid; use an absolute http(s) URL such as "
+            "https://hub.example.com (no query or fragment)."
+        )
+    return raw.rstrip("/")
+
+
+def header_timeout() -> float:
+    """``TFHUB_HEADER_TIMEOUT``: seconds a connection may take to send a complete request head
+    (request line and headers); slower or idle connections are closed (default 10)."""
+    return _env_number("TFHUB_HEADER_TIMEOUT", 10.0, minimum=0.1)
+
+
+def max_connections_per_client() -> int:
+    """``TFHUB_MAX_CONNECTIONS_PER_CLIENT``: open connections one client address may hold;
+    more are answered 503 and closed (default 64; raise it behind a reverse proxy)."""
+    return int(_env_number("TFHUB_MAX_CONNECTIONS_PER_CLIENT", 64, minimum=1))

@@ -20,7 +20,10 @@ Every error derives from :class:`HubError` and also from the built-in exception 
     │   └── SlowTransferError(DownloadError)          under TFHUB_HTTP_MIN_RATE / past the deadline
     ├── ArchiveError(HubError, OSError)               the download is not a (safe) model archive
     │   └── ArchiveTooLargeError                       beyond TFHUB_MAX_MODEL_BYTES
-    └── CacheError(HubError, OSError)                 the cache cannot be used (lock, permissions)
+    ├── CacheError(HubError, OSError)                 the cache cannot be used (lock, permissions)
+    ├── PublishError(HubError, ValueError)            a publish the hub refused (``.status``)
+    ├── ModelNameError(HubError, ValueError)          a publisher/model/version name not accepted
+    └── StorageError(HubError, OSError)               the hub's storage failed (``.key``)
 
 Each error carries the offending handle (``.handle``) where one is known, and its message
 says what to do about it. Every error survives ``pickle`` (and so a ``multiprocessing`` or
@@ -42,12 +45,15 @@ __all__ = [
     "DownloadError",
     "HubError",
     "InvalidHandleError",
+    "ModelNameError",
     "ModelNotFoundError",
     "NotAModelError",
     "OfflineError",
     "ProtocolError",
+    "PublishError",
     "RemoteNotFoundError",
     "SlowTransferError",
+    "StorageError",
     "UnsafeOpsError",
     "UnscannableError",
     "UsageError",
@@ -190,3 +196,36 @@ class UnsafeOpsError(UsageError):
     ) -> None:
         super().__init__(message, handle=handle)
         self.findings = tuple(findings)
+
+
+class PublishError(HubError, ValueError):
+    """A publish was refused (by the hub, or before anything was sent).
+
+    Attributes:
+        status: the HTTP status that says why (401 token, 403 namespace, 409 exists, 413 too
+            large, 422 not an acceptable model, ...), or ``None`` when no server answered.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, handle: str | None = None):
+        super().__init__(message, handle=handle)
+        self.status = status
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class ModelNameError(HubError, ValueError):
+    """A publisher, model or version name the hub does not accept (ASCII, tfhub.dev rules)."""
+
+
+class StorageError(HubError, OSError):
+    """The hub's storage (a directory or an S3 bucket) failed or refused an operation.
+
+    Attributes:
+        key: the storage key concerned, when there is one.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, handle: str | None = None):
+        super().__init__(message, handle=handle)
+        self.key = key

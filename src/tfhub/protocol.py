@@ -55,9 +55,10 @@ def is_model_dir(path: str | os.PathLike[str]) -> bool:
 
 
 # Publisher ids and model names as the tfhub.dev docs format defines them.
-PUBLISHER_RE = re.compile(r"^[a-z\d][a-z\d-]*$")
-MODEL_NAME_RE = re.compile(r"^[\w.-]+(/[\w.-]+)*$")
-VERSION_RE = re.compile(r"^[1-9]\d*$")
+# ASCII only (``\d`` and ``\w`` would accept other scripts' digits and letters); use fullmatch.
+PUBLISHER_RE = re.compile(r"[a-z0-9][a-z0-9-]*", re.ASCII)
+MODEL_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*", re.ASCII)
+VERSION_RE = re.compile(r"[1-9][0-9]*", re.ASCII)
 
 
 # --- block hashing: one definition for the server's publish, the client and the cache -------

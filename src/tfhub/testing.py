@@ -23,7 +23,6 @@ import io
 import os
 import subprocess
 import sys
-import tarfile
 import threading
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -38,17 +37,13 @@ Route = str | os.PathLike[str] | Callable[[http.server.BaseHTTPRequestHandler], 
 
 
 def make_tarball(model_dir: str | os.PathLike[str], *, compress: bool = True) -> bytes:
-    """A tar(.gz) of ``model_dir`` whose root is the model root (``./saved_model.pb``, ...)."""
+    """A tar(.gz) of ``model_dir`` whose root is the model root (``./saved_model.pb``, ...),
+    packed as ``tfhub publish`` packs it (:func:`tfhub.server.packing.pack_model_dir`)."""
+    from tfhub.server.packing import pack_model_dir
+
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz" if compress else "w") as tar:
-        tar.add(os.fspath(model_dir), arcname=".", filter=_reset_owner)
+    pack_model_dir(model_dir, buf, compress=compress, require_model=False)
     return buf.getvalue()
-
-
-def _reset_owner(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info
 
 
 def send(

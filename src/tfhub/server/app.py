@@ -7,54 +7,50 @@ Routes:
   digest. Without the query parameter: the model page. ``/<publisher>/<model>`` is the latest.
   With ``Accept: application/vnd.tfhub.files+json`` (tfhub clients): the manifest of the
   model's files instead (the fast path, see :mod:`tfhub.protocol`).
-* ``GET /api/blobs/<sha256>``: one model file, with ``Range`` support.
+* ``GET /api/blobs/<sha256>``: one model file that a published record references, with
+  ``Range`` support, verified against the record's block hashes as it is sent
+  (:mod:`tfhub.server.responses`).
 * ``PUT /api/models/<publisher>/<model>/<version>``: publish (body: tar.gz);
   ``POST`` the same path with ``multipart/form-data`` fields ``model`` (file) and ``docs``.
 * ``GET /api/models[?q=&publisher=&format=&module_type=]``, ``GET /api/models/<path>``:
   the catalog as JSON (described at ``/openapi.json``).
 * ``GET /``: the catalog page with search and filters.
+
+Every response carries a Content-Security-Policy (no inline script or style except the
+pages' own, by hash; no framing), ``X-Content-Type-Options: nosniff``, ``X-Frame-Options:
+DENY`` and ``Referrer-Policy: no-referrer``. Storage failures answer 503 and any other
+failure 500, both as ``{"error": ...}`` JSON without a traceback (which goes to the log).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
-import os
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.responses import StreamingResponse
 
-from tfhub import __version__, protocol
-from tfhub.server.catalog import Catalog, ModelName, NameError_, parse_model_path
-from tfhub.server.pages import catalog_page, model_page
-from tfhub.server.publish import Publisher, PublishError, Tokens, Upload, blob_key
+from tfhub import __version__, config, protocol
+from tfhub.errors import ModelNameError, PublishError, StorageError
+from tfhub.server.catalog import Catalog, ModelName, parse_model_path
+from tfhub.server.pages import SECURITY_HEADERS, catalog_page, model_page
+from tfhub.server.publish import Publisher, Tokens, Upload, blob_key
+from tfhub.server.responses import cache_control, error_response, ranged_response
 from tfhub.server.storage import open_storage
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "serve"]
 
 access_log = logging.getLogger("tfhub.server.access")
 logger = logging.getLogger(__name__)
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-
-
-def _cache_control(immutable: bool) -> str:
-    return "public, max-age=31536000, immutable" if immutable else "no-cache"
-
-
+_SHA256_RE = re.compile(r"[0-9a-f]{64}", re.ASCII)
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*", re.ASCII)
 _MAX_DOCS_BYTES = 1 << 20
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message, "status": status}, status_code=status)
+_error = error_response
 
 
 def create_app(
@@ -63,6 +59,7 @@ def create_app(
     tokens: Tokens | None = None,
     max_upload_bytes: int | None = None,
     inspect_timeout: float = 600.0,
+    public_url: str | None = None,
 ) -> FastAPI:
     """The ASGI application over the storage at ``root`` (a directory or ``s3://bucket/...``).
 
@@ -70,13 +67,16 @@ def create_app(
         root: the storage; the source of truth for everything the server shows.
         tokens: who may publish (default: from ``TFHUB_PUBLISH_TOKEN`` / ``TFHUB_TOKEN_FILE``).
         max_upload_bytes: largest accepted upload (default ``TFHUB_MAX_UPLOAD_BYTES`` or 8 GiB).
-        inspect_timeout: seconds allowed to load and inspect an uploaded model.
+        inspect_timeout: seconds allowed to check and describe an uploaded model.
+        public_url: the hub's URL in the pages' snippets (default ``TFHUB_PUBLIC_URL``, else
+            ``http://localhost``); never taken from a request.
     """
     storage = open_storage(root)
     catalog = Catalog(storage)
-    limit = max_upload_bytes or int(os.environ.get("TFHUB_MAX_UPLOAD_BYTES", 8 << 30))
+    limit = max_upload_bytes or config.max_upload_bytes()
     publisher = Publisher(catalog, max_upload_bytes=limit, inspect_timeout=inspect_timeout)
     grants = tokens if tokens is not None else Tokens.from_env()
+    base_url = (public_url or config.public_url() or "http://localhost").rstrip("/")
     app = FastAPI(
         title="tfhub",
         description="A self-hosted TensorFlow Hub: hosting protocol, publishing and catalog.",
@@ -86,10 +86,25 @@ def create_app(
     )
     app.state.catalog = catalog
 
+    @app.exception_handler(StorageError)
+    def storage_failed(request: Request, exc: StorageError) -> Response:
+        logger.error("%s %s: %s", request.method, request.url.path, exc, exc_info=exc)
+        return _error(503, f"The hub's storage failed: {exc}")
+
+    @app.exception_handler(Exception)
+    def failed(request: Request, exc: Exception) -> Response:
+        logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return _error(500, "Internal error of the hub; the operator finds it in the log.")
+
     @app.middleware("http")
     async def log_requests(request: Request, call_next: Any) -> Any:
         start = time.perf_counter()
-        response = await call_next(request)
+        if _PRINTABLE_ASCII.fullmatch(request.scope["path"]):  # not .url: it drops newlines
+            response = await call_next(request)
+        else:  # route parameters silently stop at a newline: refuse such paths whole
+            response = _error(400, "Invalid path: names are printable ASCII (see the docs).")
+        for header, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(header, value)
         access_log.info(
             "%s %s %s %s %.1fms",
             request.method,
@@ -102,7 +117,7 @@ def create_app(
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
-        return {"status": "ok", "storage": storage.describe()}
+        return {"status": "ok"}  # nothing about paths or configuration
 
     # -- JSON API ---------------------------------------------------------------------------
 
@@ -119,7 +134,7 @@ def create_app(
     def get_model(path: str) -> Any:
         try:
             name = parse_model_path(path)
-        except NameError_ as exc:
+        except ModelNameError as exc:
             return _error(400, str(exc))
         if name.version is not None:
             record = catalog.record(name)
@@ -141,7 +156,7 @@ def create_app(
         await asyncio.to_thread(publisher.check_absent, name)
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit + _MAX_DOCS_BYTES:
-            raise PublishError(413, f"The upload exceeds the limit of {limit} bytes.")
+            raise PublishError(f"The upload exceeds the limit of {limit} bytes.", status=413)
         upload = publisher.new_upload()
         docs = bytearray()
         try:
@@ -152,7 +167,7 @@ def create_app(
                     upload.write(chunk)
             sha256 = upload.finish()
             if upload.size == 0:
-                raise PublishError(400, "The upload is empty; send the model's tar.gz.")
+                raise PublishError("The upload is empty; send the model's tar.gz.", status=400)
             record = await asyncio.to_thread(
                 publisher.publish, name, upload, sha256, docs.decode("utf8") or None
             )
@@ -164,12 +179,14 @@ def create_app(
         try:
             name = parse_model_path(path)
             if name.version is None:
-                raise NameError_(f"Publish to /api/models/{path}/<version>: a version is needed.")
+                raise ModelNameError(
+                    f"Publish to /api/models/{path}/<version>: a version is needed."
+                )
             record = await _receive(request, name, docs_field)
-        except NameError_ as exc:
+        except ModelNameError as exc:
             return _error(400, str(exc))
         except PublishError as exc:
-            return _error(exc.status, exc.message)
+            return _error(exc.status or 400, str(exc))
         except UnicodeDecodeError:
             return _error(400, "The docs field must be UTF-8 Markdown.")
         return JSONResponse(record, status_code=201)
@@ -191,12 +208,19 @@ def create_app(
     def get_blob(sha256: str, request: Request) -> Response:
         if not _SHA256_RE.match(sha256):
             return _error(404, "A blob is named by the 64 hex digits of its sha256.")
+        blob = catalog.blob(sha256)  # only files that a published record references
         key = blob_key(sha256)
-        size = storage.size(key)
-        if size is None:
-            return _error(404, f"No blob {sha256}.")
-        return _ranged_response(
-            request, key, size, sha256, content_type="application/octet-stream", immutable=True
+        if blob is None or storage.size(key) is None:
+            return _error(404, f"No published file has the sha256 {sha256}.")
+        return ranged_response(
+            request,
+            storage,
+            key,
+            blob["size"],
+            sha256,
+            content_type="application/octet-stream",
+            immutable=True,
+            blob=blob,
         )
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -219,7 +243,7 @@ def create_app(
     def model_or_archive(path: str, request: Request) -> Response:
         try:
             name = parse_model_path(path)
-        except NameError_ as exc:
+        except ModelNameError as exc:
             return PlainTextResponse(str(exc), status_code=404)
         record = catalog.record(name)
         if record is None:
@@ -232,8 +256,9 @@ def create_app(
             ):
                 return _files_manifest(record, versioned=name.version is not None)
             archive = record["archive"]
-            return _ranged_response(
+            return ranged_response(
                 request,
+                storage,
                 archive["key"],
                 int(archive["size"]),
                 archive["sha256"],
@@ -252,7 +277,7 @@ def create_app(
                 status_code=400,
             )
         versions = catalog.versions(ModelName(record["publisher"], record["model"]))
-        handle = str(request.base_url).rstrip("/") + "/" + name.path
+        handle = f"{base_url}/{name.path}"
         return HTMLResponse(model_page(record, versions, handle))
 
     def _files_manifest(record: dict[str, Any], versioned: bool) -> Response:
@@ -273,43 +298,8 @@ def create_app(
         return JSONResponse(
             manifest.to_json(),
             media_type=protocol.FILES_MEDIA_TYPE,
-            headers={"Vary": "Accept", "Cache-Control": _cache_control(versioned)},
+            headers={"Vary": "Accept", "Cache-Control": cache_control(versioned)},
         )
-
-    def _ranged_response(
-        request: Request, key: str, size: int, sha256: str, *, content_type: str, immutable: bool
-    ) -> Response:
-        etag = f'"{sha256}"'
-        headers = {
-            "ETag": etag,
-            "Accept-Ranges": "bytes",
-            "Content-Type": content_type,
-            "Digest": "sha-256=" + base64.b64encode(bytes.fromhex(sha256)).decode(),
-            protocol.SHA256_HEADER: sha256,
-            "Cache-Control": _cache_control(immutable),
-            "Vary": "Accept",
-        }
-        if request.headers.get("if-none-match") == etag:
-            return Response(status_code=304, headers=headers)
-        start, end, status = 0, size - 1, 200
-        range_header = request.headers.get("range")
-        if range_header and request.headers.get("if-range", etag) == etag:
-            match = _RANGE_RE.match(range_header.strip())
-            if match and (match[1] or match[2]):
-                if match[1]:
-                    start = int(match[1])
-                    end = min(int(match[2]), size - 1) if match[2] else size - 1
-                else:  # a suffix: the last N bytes
-                    start = max(size - int(match[2]), 0)
-                if start > end or start >= size:
-                    return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
-                status = 206
-                headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-        headers["Content-Length"] = str(end - start + 1)
-        if start > end:  # an empty file
-            return Response(status_code=status, headers=headers)
-        body: Iterator[bytes] = storage.iter_range(key, start, end)
-        return StreamingResponse(body, status_code=status, headers=headers)
 
     return app
 
@@ -319,7 +309,8 @@ async def _read_multipart(request: Request, upload: Upload, docs: bytearray) -> 
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in params:
         raise PublishError(
-            415, "POST a multipart/form-data body with a `model` file (or PUT the tar.gz)."
+            "POST a multipart/form-data body with a `model` file (or PUT the tar.gz).",
+            status=415,
         )
     state: dict[str, Any] = {"field": b"", "value": b"", "headers": {}, "name": None}
     errors: list[PublishError] = []
@@ -348,7 +339,7 @@ async def _read_multipart(request: Request, upload: Upload, docs: bytearray) -> 
             elif state["name"] == "docs":
                 docs.extend(data[start:end])
                 if len(docs) > _MAX_DOCS_BYTES:
-                    raise PublishError(413, "The docs field exceeds 1 MiB.")
+                    raise PublishError("The docs field exceeds 1 MiB.", status=413)
         except PublishError as exc:
             errors.append(exc)
 
@@ -369,39 +360,54 @@ async def _read_multipart(request: Request, upload: Upload, docs: bytearray) -> 
                 raise errors[0]
         parser.finalize()
     except MultipartParseError as exc:
-        raise PublishError(400, f"Malformed multipart body: {exc}") from exc
+        raise PublishError(f"Malformed multipart body: {exc}", status=400) from exc
     if upload.size == 0:
-        raise PublishError(400, "The multipart body has no `model` file part.")
+        raise PublishError("The multipart body has no `model` file part.", status=400)
 
 
 def serve(root: str, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Runs the server with uvicorn until interrupted (``tfhub serve``).
 
     Prints ``tfhub serving <root> at http://<host>:<port>`` once listening (with the real
-    port when ``port`` is 0).
+    port when ``port`` is 0). Connections are guarded (:mod:`tfhub.server.connections`):
+    ``TFHUB_HEADER_TIMEOUT`` seconds to send a request head, at most
+    ``TFHUB_MAX_CONNECTIONS_PER_CLIENT`` open connections per client address. The pages'
+    snippets use ``TFHUB_PUBLIC_URL``, else ``http://<host>:<port>``.
     """
+    import resource
     import socket
 
     import uvicorn
 
+    from tfhub.server.connections import guarded_protocol
+
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("tfhub.server").setLevel(logging.INFO)  # the access log
-    app = create_app(root)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < min(hard, 8192):  # room for the connections we hold, plus files
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+    protocol_class = guarded_protocol(
+        header_timeout=config.header_timeout(), per_client=config.max_connections_per_client()
+    )
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    sock.listen(2048)
+    sock.listen(4096)
     bound = sock.getsockname()[1]
+    shown = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    app = create_app(root, public_url=config.public_url() or f"http://{shown}:{bound}")
     print(f"tfhub serving {root} at http://{host}:{bound}", flush=True)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
+            http=protocol_class,
             log_config=None,  # keep our logging set-up (uvicorn's would replace the handlers)
             log_level="info",
             access_log=False,  # ours logs method, path, status, bytes and time
             timeout_keep_alive=5,
-            limit_concurrency=256,
+            limit_concurrency=4096,
         )
     )
     server.run(sockets=[sock])

@@ -12,6 +12,7 @@ Layout in the storage::
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -19,11 +20,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from tfhub import protocol
-from tfhub.server.storage import LocalStorage, S3Storage
+from tfhub.errors import ModelNameError
+from tfhub.server.storage import Storage
 
-__all__ = ["Catalog", "ModelName", "NameError_", "parse_docs", "parse_model_path"]
+__all__ = ["Catalog", "ModelName", "ModelNameError", "parse_docs", "parse_model_path"]
+
+logger = logging.getLogger(__name__)
 
 RECORD = "meta.json"
+_MISS_REFRESH = 0.25  # seconds: how stale the blob index may be when a blob is not in it
 _METADATA_RE = re.compile(r"^<!--\s*(?P<key>[\w\s-]+?)\s*:\s*(?P<value>.+?)\s*-->$")
 _REPEATABLE = frozenset({"dataset", "language", "task", "network-architecture"})
 KNOWN_METADATA = frozenset(
@@ -45,8 +50,11 @@ KNOWN_METADATA = frozenset(
 )
 
 
-class NameError_(ValueError):
-    """A publisher, model or version name the hub does not accept."""
+# Longest accepted names: well past tfhub.dev's, well below the file systems' limits.
+MAX_PUBLISHER = 64
+MAX_MODEL = 200
+MAX_MODEL_PART = 100
+MAX_VERSION_DIGITS = 9
 
 
 @dataclass(frozen=True)
@@ -65,32 +73,45 @@ def validate(publisher: str, model: str, version: str | int | None) -> ModelName
     """Checks each part against the tfhub.dev naming rules.
 
     Raises:
-        NameError_: with a message naming the part and the rule.
+        ModelNameError: with a message naming the part and the rule.
     """
-    if not protocol.PUBLISHER_RE.match(publisher):
-        raise NameError_(
-            f"Invalid publisher {publisher!r}: use lower-case letters, digits and '-'."
+    if len(publisher) > MAX_PUBLISHER or not protocol.PUBLISHER_RE.fullmatch(publisher):
+        raise ModelNameError(
+            f"Invalid publisher {publisher[:80]!r}: use up to {MAX_PUBLISHER} lower-case ASCII "
+            "letters, digits and '-'."
         )
-    if not protocol.MODEL_NAME_RE.match(model) or any(
-        part.startswith(".") or part.isdigit() for part in model.split("/")
+    if (
+        len(model) > MAX_MODEL
+        or not protocol.MODEL_NAME_RE.fullmatch(model)
+        or any(
+            part.startswith(".") or part.isdigit() or len(part) > MAX_MODEL_PART
+            for part in model.split("/")
+        )
     ):
-        raise NameError_(
-            f"Invalid model name {model!r}: use letters, digits, '_', '.', '-' and '/' between "
-            "parts; a part may not start with '.' or be only digits (those are versions)."
+        raise ModelNameError(
+            f"Invalid model name {model[:80]!r}: use ASCII letters, digits, '_', '.', '-' and "
+            f"'/' between parts (at most {MAX_MODEL} characters, {MAX_MODEL_PART} per part); a "
+            "part may not start with '.' or be only digits (those are versions)."
         )
     if version is None:
         return ModelName(publisher, model)
-    if not protocol.VERSION_RE.match(str(version)):
-        raise NameError_(f"Invalid version {version!r}: versions are positive integers.")
-    return ModelName(publisher, model, int(version))
+    text = str(version)
+    if len(text) > MAX_VERSION_DIGITS or not protocol.VERSION_RE.fullmatch(text):
+        raise ModelNameError(
+            f"Invalid version {text[:20]!r}: versions are positive integers written with the "
+            f"ASCII digits 0-9 (at most {MAX_VERSION_DIGITS})."
+        )
+    return ModelName(publisher, model, int(text))
 
 
 def parse_model_path(path: str) -> ModelName:
     """``pub/model/3`` → version 3; ``pub/model`` → the latest version (``version=None``)."""
     parts = [p for p in path.strip("/").split("/") if p]
     if len(parts) < 2:
-        raise NameError_(f"{path!r} is not a model path: use /<publisher>/<model>[/<version>].")
-    if parts[-1].isdigit() and len(parts) >= 3:
+        raise ModelNameError(
+            f"{path[:80]!r} is not a model path: use /<publisher>/<model>[/<version>]."
+        )
+    if len(parts) >= 3 and parts[-1].isascii() and parts[-1].isdigit():
         return validate(parts[0], "/".join(parts[1:-1]), parts[-1])
     return validate(parts[0], "/".join(parts[1:]), None)
 
@@ -139,11 +160,12 @@ def body_started(body: list[str]) -> bool:
 class Catalog:
     """Reads and writes version records; keeps a short-lived in-memory index for listing."""
 
-    def __init__(self, storage: LocalStorage | S3Storage, *, ttl: float = 2.0) -> None:
+    def __init__(self, storage: Storage, *, ttl: float = 2.0) -> None:
         self.storage = storage
         self._ttl = ttl
         self._lock = threading.Lock()
         self._index: list[dict[str, Any]] | None = None
+        self._blobs: dict[str, dict[str, Any]] = {}
         self._loaded = 0.0
 
     @staticmethod
@@ -157,19 +179,34 @@ class Catalog:
             if not versions:
                 return None
             name = ModelName(name.publisher, name.model, versions[-1])
-        raw = self.storage.read_bytes(self.record_key(name))
-        return None if raw is None else json.loads(raw)
+        key = self.record_key(name)
+        return _checked_record(key, self.storage.read_bytes(key))
 
-    def all_records(self) -> list[dict[str, Any]]:
+    def all_records(self, max_age: float | None = None) -> list[dict[str, Any]]:
+        """Every valid record, from an index at most ``max_age`` (default: the ttl) old."""
+        age = self._ttl if max_age is None else max_age
         with self._lock:
-            if self._index is None or time.monotonic() - self._loaded > self._ttl:
+            if self._index is None or time.monotonic() - self._loaded > age:
                 records = []
                 for key in self.storage.list_keys("/" + RECORD):
-                    raw = self.storage.read_bytes(key)
-                    if raw is not None:
-                        records.append(json.loads(raw))
+                    record = _checked_record(key, self.storage.read_bytes(key))
+                    if record is not None:
+                        records.append(record)
                 self._index, self._loaded = records, time.monotonic()
+                self._blobs = _referenced_blobs(records)
             return list(self._index)
+
+    def blob(self, sha256: str) -> dict[str, Any] | None:
+        """The published file named ``sha256`` (``size``, ``block_size``, ``blocks``: the
+        sha256 of each block), or None when no published record references it."""
+        self.all_records()  # refreshes the index when it is older than the ttl
+        with self._lock:
+            found = self._blobs.get(sha256)
+        if found is None:  # published a moment ago on another replica? (refreshes: <= 4/s)
+            self.all_records(max_age=_MISS_REFRESH)
+            with self._lock:
+                found = self._blobs.get(sha256)
+        return found
 
     def invalidate(self) -> None:
         with self._lock:
@@ -220,3 +257,32 @@ class Catalog:
                     continue
             results.append(model)
         return results
+
+
+def _checked_record(key: str, raw: bytes | None) -> dict[str, Any] | None:
+    """The record stored at ``key``, if it is one and names the version its key names."""
+    if raw is None:
+        return None
+    try:
+        record = json.loads(raw)
+        name = validate(record["publisher"], record["model"], record["version"])
+        if not isinstance(record["version"], int) or Catalog.record_key(name) != key:
+            raise ValueError(f"it names {name.path}")
+    except (ValueError, KeyError, TypeError) as exc:
+        logger.warning("Ignoring the record %s: not a valid record for its key (%s).", key, exc)
+        return None
+    return record  # type: ignore[no-any-return]
+
+
+def _referenced_blobs(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """sha256 → size, block size and block hashes of every file a record references."""
+    blobs: dict[str, dict[str, Any]] = {}
+    for record in records:
+        described = record.get("blobs") or {}
+        for f in described.get("files", []):
+            blobs[f["sha256"]] = {
+                "size": int(f["size"]),
+                "block_size": int(described["block_size"]),
+                "blocks": list(f["blocks"]),
+            }
+    return blobs

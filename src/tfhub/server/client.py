@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
-import tarfile
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tfhub import config, protocol
-from tfhub.errors import DownloadError, NotAModelError, UsageError
+from tfhub import config
+from tfhub.errors import DownloadError, ModelNameError, PublishError, UsageError
 from tfhub.handles.http import session
+from tfhub.server.packing import pack_model_dir
 
 __all__ = ["pack_model", "publish_to_root", "publish_to_server"]
 
@@ -21,22 +21,8 @@ _CHUNK = 1 << 20
 
 def pack_model(src_dir: str | os.PathLike[str], out: Path) -> Path:
     """Writes ``src_dir`` as a tar.gz whose root is the model root (owner reset, no links)."""
-    src = Path(src_dir)
-    if not protocol.is_model_dir(src):
-        raise NotAModelError(
-            f"{src} holds no saved_model.pb or tfhub_module.pb; pass the model directory.",
-            handle=str(src),
-        )
-
-    def clean(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-        if not (info.isfile() or info.isdir()):
-            raise UsageError(f"{src}: {info.name} is not a plain file or directory.")
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        return info
-
-    with tarfile.open(out, "w:gz") as tar:
-        tar.add(str(src), arcname=".", filter=clean)
+    with open(out, "wb") as f:
+        pack_model_dir(src_dir, f)
     return out
 
 
@@ -57,20 +43,36 @@ def _multipart(archive: Path, docs: str | None, boundary: str) -> Iterator[bytes
     yield f"\r\n--{boundary}--\r\n".encode()
 
 
+def _refusal(url: str, name: str, status: int, body: Any) -> PublishError:
+    """The server's refusal as a PublishError that keeps the server's message."""
+    said = body.get("error", body) if isinstance(body, dict) else body
+    message = f"The hub at {url} refused to publish {name} ({status}): {said}"
+    if status == 401:
+        message += " Set TFHUB_TOKEN to a publishing token of this hub."
+    elif status == 403:
+        message += " Ask the hub's operator for a token of this publisher (TFHUB_TOKEN)."
+    return PublishError(message, status=status, handle=name)
+
+
 def publish_to_server(
     src_dir: str | os.PathLike[str],
     name: str,
     *,
     server: str,
-    token: str | None,
+    token: str | None = None,
     docs: str | None = None,
 ) -> dict[str, Any]:
     """Uploads ``src_dir`` as ``publisher/model/version`` to the hub at ``server``.
 
+    Args:
+        token: the bearer token (default ``TFHUB_TOKEN``).
+
     Raises:
-        DownloadError: the server refused (status and its message in the error) or is down.
+        PublishError: the server refused (``.status``; its message is in the error).
+        DownloadError: the server could not be reached.
     """
     url = f"{server.rstrip('/')}/api/models/{name.strip('/')}"
+    token = token or config.client_token()
     with tempfile.TemporaryDirectory() as tmp:
         archive = pack_model(src_dir, Path(tmp) / "model.tar.gz")
         boundary = uuid.uuid4().hex
@@ -92,25 +94,26 @@ def publish_to_server(
     except ValueError:
         body = {"error": resp.text[:500]}
     if resp.status_code != 201:
-        raise DownloadError(
-            f"Publishing to {url} failed with {resp.status_code}: {body.get('error', body)}",
-            url=url,
-            status=resp.status_code,
-        )
+        raise _refusal(url, name, resp.status_code, body)
     return body  # type: ignore[no-any-return]
 
 
 def publish_to_root(
     src_dir: str | os.PathLike[str], name: str, *, root: str, docs: str | None = None
 ) -> dict[str, Any]:
-    """Publishes into a storage root directly (no server), with the same validation."""
-    from tfhub.server.catalog import Catalog, NameError_, parse_model_path
-    from tfhub.server.publish import Publisher, PublishError
+    """Publishes into a storage root directly (no server), with the same validation.
+
+    Raises:
+        PublishError: the model or name is refused (same checks as the server).
+        UsageError: ``name`` is not ``publisher/model/version``.
+    """
+    from tfhub.server.catalog import Catalog, parse_model_path
+    from tfhub.server.publish import Publisher
     from tfhub.server.storage import open_storage
 
     try:
         model_name = parse_model_path(name)
-    except NameError_ as exc:
+    except ModelNameError as exc:
         raise UsageError(str(exc)) from exc
     if model_name.version is None:
         raise UsageError(f"{name}: give a version, as in publisher/model/1.")
@@ -126,7 +129,7 @@ def publish_to_root(
             sha256 = upload.finish()
             return publisher.publish(model_name, upload, sha256, docs)
         except PublishError as exc:
-            raise UsageError(f"Cannot publish {name}: {exc.message}") from exc
+            raise PublishError(f"Cannot publish {name}: {exc}", status=exc.status) from exc
         finally:
             upload.discard()
             publisher.close()

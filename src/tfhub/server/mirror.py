@@ -5,45 +5,60 @@ ignore the query string, so each version's tar.gz is written at ``<publisher>/<m
 The latest version is also written as ``<publisher>/<model>/index.html``: a static server
 answers ``/<publisher>/<model>`` with a redirect to the directory and then that file, so
 unversioned handles work too (the client checks neither the redirect nor the content type).
+
+The tree is built beside ``out`` and moved into place when complete
+(:func:`tfhub.staging.staged_directory`); every archive is checked against its record's
+sha256 on the way, so a mirror never carries bytes altered in the storage.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
 
+from tfhub.errors import StorageError
 from tfhub.server.catalog import Catalog
 from tfhub.server.storage import Storage, open_storage
+from tfhub.staging import staged_directory
 
 __all__ = ["export_mirror"]
 
 
-def _copy(storage: Storage, key: str, size: int, target: Path) -> None:
+def _copy(storage: Storage, archive: dict[str, object], target: Path) -> None:
+    key, size = str(archive["key"]), int(str(archive["size"]))
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    with open(tmp, "wb") as out:
-        for chunk in storage.iter_range(key, 0, size - 1):
+    digest = hashlib.sha256()
+    with open(target, "wb") as out:
+        for chunk in storage.iter_range(key, 0, size - 1) if size else ():
+            digest.update(chunk)
             out.write(chunk)
-    os.replace(tmp, target)
+    if digest.hexdigest() != archive["sha256"]:
+        raise StorageError(
+            f"The stored archive {key!r} does not match its record's sha256; it was altered "
+            "in the storage after publishing. Re-publish that version, then export again.",
+            key=key,
+        )
 
 
 def export_mirror(root: str, out: str | os.PathLike[str]) -> int:
-    """Writes every version of every model under ``out``; returns how many versions."""
+    """Writes every version of every model under ``out`` (which must not exist or be an
+    empty directory); returns how many versions.
+
+    Raises:
+        UsageError: ``out`` exists and is not an empty directory.
+        StorageError: the storage failed, or an archive does not match its record.
+    """
     catalog = Catalog(open_storage(root))
-    target = Path(out)
     count = 0
-    for model in catalog.models():
-        base = target / model["publisher"] / model["model"]
-        records = [
-            r
-            for r in catalog.all_records()
-            if (r["publisher"], r["model"]) == (model["publisher"], model["model"])
-        ]
-        for record in records:
-            archive = record["archive"]
-            _copy(catalog.storage, archive["key"], archive["size"], base / str(record["version"]))
-            count += 1
-        latest = base / str(max(model["versions"]))
-        shutil.copyfile(latest, base / "index.html")
+    with staged_directory(out) as target:
+        records = catalog.all_records()
+        for model in catalog.models():
+            base = target / model["publisher"] / model["model"]
+            for record in records:
+                if (record["publisher"], record["model"]) == (model["publisher"], model["model"]):
+                    _copy(catalog.storage, record["archive"], base / str(record["version"]))
+                    count += 1
+            shutil.copyfile(base / str(max(model["versions"])), base / "index.html")
     return count

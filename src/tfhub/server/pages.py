@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from html import escape
 from typing import Any
 
@@ -9,7 +11,7 @@ from markdown_it import MarkdownIt
 
 from tfhub.errors import HubError
 
-__all__ = ["catalog_page", "model_page"]
+__all__ = ["SECURITY_HEADERS", "catalog_page", "model_page"]
 
 _MD = MarkdownIt("commonmark", {"html": False})  # raw HTML in docs is shown, never executed
 
@@ -25,6 +27,31 @@ border-radius:12px;padding:2px 10px;margin:2px;font-size:13px}
 form.search input,form.search select{padding:6px;margin-right:6px}
 button{padding:6px 12px;cursor:pointer}
 """
+
+# The pages' only script: the snippet's copy button (no inline handlers: CSP allows this one
+# script by its hash, and nothing else).
+_SCRIPT = (
+    "document.getElementById('copy').addEventListener('click',function(){var b=this;"
+    "navigator.clipboard.writeText(document.getElementById('snippet').textContent)"
+    ".then(function(){b.textContent='Copied'})});"
+)
+
+
+def _csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+CONTENT_SECURITY_POLICY = (
+    f"default-src 'none'; style-src {_csp_hash(_STYLE)}; script-src {_csp_hash(_SCRIPT)}; "
+    "img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+# Sent with every response of the hub (pages, API, files).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
 
 _FORMAT_NAMES = {
     "hub": "TF1 Hub format",
@@ -195,9 +222,7 @@ def model_page(record: dict[str, Any], versions: list[int], url: str) -> str:
         f"<p class='description'>{escape(docs.get('description', ''))}</p>"
         "<div class='card'><h2>Use it</h2>"
         f"<pre><code id='snippet'>{escape(snippet)}</code></pre>"
-        "<button id='copy' type='button' onclick=\"navigator.clipboard.writeText("
-        "document.getElementById('snippet').textContent).then(()=>{"
-        "this.textContent='Copied'})\">Copy</button></div>"
+        f"<button id='copy' type='button'>Copy</button><script>{_SCRIPT}</script></div>"
         f"<div class='card'><h2>Versions</h2>{version_links}</div>"
         f"<div class='card'><table class='facts'>{fact_rows}</table></div>"
         f"<div class='card'><h2>Signatures</h2>{signature_html}</div>"

@@ -1,10 +1,11 @@
 """Publishing a version: authorize, receive, validate, store, commit — or change nothing.
 
 A version becomes visible only when its record is created, after the archive has been
-checked (a safe tar whose root is a model), the model has loaded in a separate process
-(which also extracts its signatures), and the archive is in the storage. Any failure before
-that leaves nothing visible; a lost race for the same version gives 409 and removes only our
-own archive.
+checked (a safe tar, within ``TFHUB_MAX_UNPACKED_BYTES``, whose root is a model), the model
+has been scanned and described in a separate, resource-limited process that never runs
+anything of it (:mod:`tfhub.server.validate`), and the files are in the storage. Any failure
+before that leaves nothing visible; a lost race for the same version gives 409 and removes
+only our own archive.
 """
 
 from __future__ import annotations
@@ -13,22 +14,19 @@ import datetime
 import hashlib
 import hmac
 import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tfhub import protocol
-from tfhub.config import env_flag
-from tfhub.errors import ArchiveError
+from tfhub import config, protocol
+from tfhub.errors import ArchiveError, ArchiveTooLargeError, ConfigError, PublishError
 from tfhub.handles.archive import extract_tar_stream
 from tfhub.handles.cache import Manifest
 from tfhub.server.catalog import Catalog, ModelName, parse_docs
+from tfhub.server.validate import validate_model
 
 __all__ = ["BLOCK_SIZE", "PublishError", "Publisher", "Tokens", "blob_key"]
 
@@ -40,15 +38,6 @@ BLOCK_SIZE = protocol.BLOCK_SIZE
 def blob_key(sha256: str) -> str:
     """Storage key of a content-addressed model file (dot-prefixed: never a publisher)."""
     return f".blobs/{sha256}"
-
-
-class PublishError(Exception):
-    """A rejected publish, with the HTTP status that says why."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -63,20 +52,25 @@ class Tokens:
 
         The token file has one ``<token> <publisher>[,<publisher>...]`` per line (``*`` for
         all publishers); blank lines and ``#`` comments are ignored.
+
+        Raises:
+            ConfigError: a line of the token file is not ``<token> <publishers>``.
         """
         grants: dict[str, frozenset[str]] = {}
-        single = os.environ.get("TFHUB_PUBLISH_TOKEN", "").strip()
+        single = config.publish_token()
         if single:
             grants[single] = frozenset({"*"})
-        path = os.environ.get("TFHUB_TOKEN_FILE", "").strip()
+        path = config.token_file()
         if path:
-            for number, line in enumerate(Path(path).read_text("utf8").splitlines(), start=1):
+            for number, line in enumerate(path.read_text("utf8").splitlines(), start=1):
                 line = line.split("#", 1)[0].strip()
                 if not line:
                     continue
                 token, _, publishers = line.partition(" ")
                 if not publishers.strip():
-                    raise ValueError(f"{path}:{number}: expected '<token> <publisher>[,...]'.")
+                    raise ConfigError(
+                        f"TFHUB_TOKEN_FILE {path}:{number}: expected '<token> <publisher>[,...]'."
+                    )
                 grants[token] = frozenset(p.strip() for p in publishers.split(",") if p.strip())
         return cls(grants)
 
@@ -84,19 +78,22 @@ class Tokens:
         """Raises PublishError 401 (no or unknown token) or 403 (token for another publisher)."""
         if not self.grants:
             raise PublishError(
-                403, "Publishing is disabled on this server (no TFHUB_PUBLISH_TOKEN configured)."
+                "Publishing is disabled on this server (no TFHUB_PUBLISH_TOKEN configured).",
+                status=403,
             )
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise PublishError(401, "Missing 'Authorization: Bearer <token>' header.")
+            raise PublishError("Missing 'Authorization: Bearer <token>' header.", status=401)
         allowed = None
         for known, publishers in self.grants.items():
             if hmac.compare_digest(known.encode(), token.strip().encode()):
                 allowed = publishers
         if allowed is None:
-            raise PublishError(401, "Unknown token.")
+            raise PublishError("Unknown token.", status=401)
         if "*" not in allowed and publisher not in allowed:
-            raise PublishError(403, f"This token may not publish for publisher {publisher!r}.")
+            raise PublishError(
+                f"This token may not publish for publisher {publisher!r}.", status=403
+            )
 
 
 class Upload:
@@ -112,7 +109,7 @@ class Upload:
     def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
         if self.size > self._limit:
-            raise PublishError(413, f"The upload exceeds the limit of {self._limit} bytes.")
+            raise PublishError(f"The upload exceeds the limit of {self._limit} bytes.", status=413)
         self._hash.update(chunk)
         self._file.write(chunk)
 
@@ -128,9 +125,17 @@ class Upload:
 class Publisher:
     """Validates and commits uploads into a :class:`Catalog`."""
 
-    def __init__(self, catalog: Catalog, *, max_upload_bytes: int, inspect_timeout: float) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        max_upload_bytes: int,
+        inspect_timeout: float,
+        max_unpacked_bytes: int | None = None,
+    ) -> None:
         self.catalog = catalog
         self.max_upload_bytes = max_upload_bytes
+        self.max_unpacked_bytes = max_unpacked_bytes or config.max_unpacked_bytes()
         self.inspect_timeout = inspect_timeout
         self.workdir = Path(tempfile.mkdtemp(prefix="tfhub-server-"))
 
@@ -143,40 +148,31 @@ class Publisher:
 
     def check_absent(self, name: ModelName) -> None:
         if self.catalog.storage.size(Catalog.record_key(name)) is not None:
-            raise PublishError(409, f"{name.path} already exists; versions are immutable.")
+            raise PublishError(f"{name.path} already exists; versions are immutable.", status=409)
 
-    def _inspect(self, model_dir: Path) -> dict[str, Any]:
-        # The validator loads a stranger's model: it gets no secrets (tokens, cloud keys).
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("TFHUB_PUBLISH_TOKEN", "TFHUB_TOKEN", "AWS_", "GOOGLE_"))
-        }
-        env.update(TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-        command = [sys.executable, "-m", "tfhub.tools.inspect", str(model_dir)]
-        if not env_flag("TFHUB_ALLOW_UNSAFE_OPS"):
-            command.append("--refuse-unsafe")  # scanned before anything of it runs
+    def _unpack(self, upload: Upload, unpacked: Path, name: ModelName) -> Manifest:
         try:
-            proc = subprocess.run(
-                command,
-                capture_output=True,
-                text=True,
-                timeout=self.inspect_timeout,
-                env=env,
+            with open(upload.path, "rb") as f:
+                manifest = extract_tar_stream(
+                    f, unpacked, source=name.path, max_bytes=self.max_unpacked_bytes
+                )
+        except ArchiveTooLargeError as exc:
+            raise PublishError(
+                f"The upload unpacks to more than {self.max_unpacked_bytes} bytes, the limit "
+                f"of this hub (TFHUB_MAX_UNPACKED_BYTES): {exc}",
+                status=413,
+            ) from exc
+        except ArchiveError as exc:
+            raise PublishError(
+                f"The upload is not a valid model archive: {exc}", status=422
+            ) from exc
+        if not protocol.is_model_dir(unpacked):
+            raise PublishError(
+                "The archive's root holds no saved_model.pb or tfhub_module.pb; create it "
+                "with `tar -czf model.tar.gz -C export_dir .`.",
+                status=422,
             )
-        except subprocess.TimeoutExpired:
-            raise PublishError(422, "Validating the model took too long.") from None
-        lines = proc.stdout.strip().splitlines()
-        try:
-            result = json.loads(lines[-1]) if lines else None
-        except json.JSONDecodeError:
-            result = None
-        if not isinstance(result, dict):
-            result = {"error": proc.stderr[-500:] or "the validator crashed"}
-        if proc.returncode != 0 or "error" in result:
-            error = result.get("error", f"the validator exited with status {proc.returncode}")
-            raise PublishError(422, f"The upload is not a model that loads: {error}")
-        return result
+        return manifest
 
     def _store_blobs(self, unpacked: Path, manifest: Manifest) -> dict[str, Any]:
         """Stores each file of the model content-addressed (``.blobs/<sha256>``, shared by
@@ -208,22 +204,17 @@ class Publisher:
             try:
                 parsed_docs = parse_docs(docs)
             except ValueError as exc:
-                raise PublishError(422, f"Invalid documentation: {exc}") from exc
+                raise PublishError(f"Invalid documentation: {exc}", status=422) from exc
         unpacked = self.workdir / f"unpacked-{uuid.uuid4().hex}"
         unpacked.mkdir()
         try:
-            try:
-                with open(upload.path, "rb") as f:
-                    manifest = extract_tar_stream(f, unpacked, source=name.path)
-            except ArchiveError as exc:
-                raise PublishError(422, f"The upload is not a valid model archive: {exc}") from exc
-            if not protocol.is_model_dir(unpacked):
-                raise PublishError(
-                    422,
-                    "The archive's root holds no saved_model.pb or tfhub_module.pb; create it "
-                    "with `tar -czf model.tar.gz -C export_dir .`.",
-                )
-            info = self._inspect(unpacked)
+            manifest = self._unpack(upload, unpacked, name)
+            info = validate_model(
+                unpacked,
+                allow_unsafe_ops=config.allow_unsafe_ops(),
+                timeout=self.inspect_timeout,
+                home=self.workdir,
+            )
             blobs = self._store_blobs(unpacked, manifest)
         finally:
             shutil.rmtree(unpacked, ignore_errors=True)
@@ -244,8 +235,15 @@ class Publisher:
         }
         storage = self.catalog.storage
         storage.put_file(archive_key, upload.path)
-        if not storage.create(Catalog.record_key(name), json.dumps(record, indent=1).encode()):
+        try:
+            created = storage.create(
+                Catalog.record_key(name), json.dumps(record, indent=1).encode()
+            )
+        except BaseException:
             storage.delete(archive_key)
-            raise PublishError(409, f"{name.path} already exists; versions are immutable.")
+            raise
+        if not created:
+            storage.delete(archive_key)
+            raise PublishError(f"{name.path} already exists; versions are immutable.", status=409)
         self.catalog.invalidate()
         return record
