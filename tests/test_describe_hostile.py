@@ -18,8 +18,8 @@ import pytest
 import tensorflow as tf
 
 from tests import models as test_models
+from tfhub import protos
 from tfhub.errors import NotAModelError
-from tfhub.tf1 import protos
 from tfhub.tools.inspect import inspect_model
 
 

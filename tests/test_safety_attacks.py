@@ -162,7 +162,7 @@ def test_tf1_node_named_save_slash_anything(tmp_path, monkeypatch):
 
 def _edit_meta_graph(path: Path, edit) -> None:
     """Rewrites the model's saved_model.pb with ``edit(meta_graph)`` applied, as an author can."""
-    from tfhub.tf1 import protos
+    from tfhub import protos
 
     pb = path / "saved_model.pb"
     saved = protos.SavedModelFile.FromString(pb.read_bytes())

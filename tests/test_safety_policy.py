@@ -242,7 +242,7 @@ def _edited(src: Path, dst: Path, edit) -> Path:
     """A copy of the SavedModel at ``src`` whose first meta graph went through ``edit``."""
     import shutil
 
-    from tfhub.tf1 import protos
+    from tfhub import protos
 
     shutil.copytree(src, dst)
     saved = protos.SavedModelFile.FromString((dst / "saved_model.pb").read_bytes())

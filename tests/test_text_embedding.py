@@ -319,7 +319,7 @@ def test_tf1_and_tf2_give_the_same_numbers(tmp_path, exported, preprocessing):
 
 def _table_ops(saved_model_pb: Path) -> list[tuple[str, bytes]]:
     """(op, shared_name) of every table-creating node in every graph and function."""
-    from tfhub.tf1 import protos
+    from tfhub import protos
 
     found = []
     for raw in protos.SavedModelFile.FromString(saved_model_pb.read_bytes()).meta_graphs:

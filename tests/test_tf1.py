@@ -287,7 +287,7 @@ def test_module_spec_from_tf1_saved_model(tmp_path):
 
 def test_unknown_required_features_are_refused(tmp_path):
     _export_seed(tmp_path / "m")
-    from tfhub.tf1.protos import ModuleDef
+    from tfhub.protos import ModuleDef
 
     (tmp_path / "m" / "tfhub_module.pb").write_bytes(
         ModuleDef(format=3, required_features=["foo-test-missing"]).SerializeToString()

@@ -14,9 +14,7 @@ stays fast.
 
 from __future__ import annotations
 
-import functools
 import importlib
-import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
 from tfhub.errors import (
@@ -133,18 +131,11 @@ def _keras_layer_module() -> str:
     return "tfhub.savedmodel.keras_layer"
 
 
-@functools.cache
-def _version() -> str:
-    # The one place the version lives is pyproject.toml; the installed metadata carries it.
-    try:
-        return importlib.metadata.version("tfhub")
-    except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
-        return "0+unknown"
-
-
 def __getattr__(name: str) -> Any:
     if name == "__version__":  # read on first use: scanning the metadata costs milliseconds
-        return _version()
+        from tfhub.version import version
+
+        return version()
     if name == "KerasLayer":
         module = _keras_layer_module()
     elif name in _LAZY:

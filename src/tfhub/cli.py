@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from tfhub import __version__, config
+from tfhub import config
 from tfhub.errors import (
     ArchiveError,
     CacheError,
@@ -22,6 +22,7 @@ from tfhub.errors import (
     NotAModelError,
     PublishError,
 )
+from tfhub.version import version
 
 __all__ = ["EXIT_CODES", "main"]
 
@@ -204,7 +205,7 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Publish, host, find and reuse pretrained TensorFlow model pieces.",
         epilog=_EPILOG,
     )
-    parser.add_argument("--version", action="version", version=f"tfhub {__version__}")
+    parser.add_argument("--version", action="version", version=f"tfhub {version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = parser.add_subparsers(dest="command", required=True)
 

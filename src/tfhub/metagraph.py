@@ -15,9 +15,8 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
-from tfhub import protocol
+from tfhub import protocol, protos
 from tfhub.errors import NotAModelError
-from tfhub.tf1 import protos
 
 __all__ = [
     "checkpoint_prefix",

@@ -37,7 +37,7 @@ from typing import Any
 import requests
 import urllib3
 
-from tfhub import __version__, config
+from tfhub import config
 from tfhub.errors import (
     DownloadError,
     HubError,
@@ -46,6 +46,7 @@ from tfhub.errors import (
     RemoteNotFoundError,
     SlowTransferError,
 )
+from tfhub.version import version
 
 __all__ = [
     "BROKEN_TRANSFER",
@@ -62,7 +63,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-USER_AGENT = f"tfhub/{__version__} (+hosting-protocol client)"
+USER_AGENT = f"tfhub/{version()} (+hosting-protocol client)"
 
 # Errors while connecting or reading a body that mean "the transfer broke off" (transient).
 BROKEN_TRANSFER: tuple[type[BaseException], ...] = (

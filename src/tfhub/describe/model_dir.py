@@ -308,7 +308,7 @@ def _describe_tf1_saved_model(path: str, metas: list[Any]) -> dict[str, Any]:
 def _describe_tf1_module(path: str, module_pb: str) -> dict[str, Any]:
     from google.protobuf.message import DecodeError
 
-    from tfhub.tf1 import protos
+    from tfhub import protos
 
     _check_size(module_pb)
     try:
@@ -344,7 +344,7 @@ def _describe_tf1_module(path: str, module_pb: str) -> dict[str, Any]:
 def _tf1_variant(pb: str, meta: Any) -> dict[str, Any]:
     from google.protobuf.message import DecodeError
 
-    from tfhub.tf1 import protos
+    from tfhub import protos
 
     unsupported = sorted(
         k for k in meta.collection_def if not k.startswith("__") and k not in _TF1_COLLECTIONS

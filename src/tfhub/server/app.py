@@ -35,13 +35,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from tfhub import __version__, config, protocol
+from tfhub import config, protocol
 from tfhub.errors import ModelNameError, PublishError, StorageError
 from tfhub.server.catalog import Catalog, ModelName, parse_model_path
 from tfhub.server.pages import SECURITY_HEADERS, catalog_page, model_page
 from tfhub.server.publish import Publisher, Tokens, Upload, blob_key
 from tfhub.server.responses import cache_control, error_response, ranged_response
 from tfhub.server.storage import open_storage
+from tfhub.version import version
 
 __all__ = ["create_app", "serve"]
 
@@ -80,7 +81,7 @@ def create_app(
     app = FastAPI(
         title="tfhub",
         description="A self-hosted TensorFlow Hub: hosting protocol, publishing and catalog.",
-        version=__version__,
+        version=version(),
         docs_url=None,
         redoc_url=None,
     )

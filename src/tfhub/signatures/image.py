@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tfhub.errors import UsageError
-from tfhub.tf1.protos import ImageModuleInfo
+from tfhub.protos import ImageModuleInfo
 from tfhub.tf1.spec import attach_message
 
 __all__ = [

@@ -21,11 +21,10 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfhub import metagraph, protocol, safety
+from tfhub import metagraph, protocol, protos, safety
 from tfhub.errors import NotAModelError, UsageError
 from tfhub.handles.resolve import resolve
 from tfhub.staging import staged_directory
-from tfhub.tf1 import protos
 from tfhub.tf1.surgery import ASSETS_KEY, GK, pack_assets, strip_collections, unpack_assets
 from tfhub.tf1.tensor_info import ParsedTensorInfo, build_tensor_info, parse_tensor_infos
 
@@ -361,23 +360,32 @@ class ModuleSpec:
         Raises:
             UsageError: no ``checkpoint_path``.
         """
-        from tfhub.tf1.module import Module
-
         if _sentinel is not None:
             raise TypeError("ModuleSpec.export takes checkpoint_path as a keyword argument.")
         if not checkpoint_path:
             raise UsageError("Missing mandatory `checkpoint_path` parameter.")
         transform = name_transform_fn or (lambda name: name)
-        with tf.Graph().as_default():
-            # Every graph variant holds the same variables: any of them can carry the values.
-            module = Module(self, tags=self.get_tags()[0])
+        # Every graph variant holds the same variables: any of them can carry the values. Only
+        # the variables are imported (no hub.Module needed): they are what the export writes.
+        meta = strip_collections(self.meta_graph(self.get_tags()[0]), keep=(GK.GLOBAL_VARIABLES,))
+        with tf.Graph().as_default() as graph:
+            v1.train.import_meta_graph(meta)
+            variables = {var.op.name: var for var in graph.get_collection(GK.GLOBAL_VARIABLES)}
+            if not variables:
+                self.write(path, None)
+                return
             v1.train.init_from_checkpoint(
-                checkpoint_path,
-                {transform(name): var for name, var in module.variable_map.items()},
+                checkpoint_path, {transform(name): var for name, var in variables.items()}
             )
+            saver = v1.train.Saver(variables, sharded=True, write_version=v1.train.SaverDef.V2)
             with v1.Session() as session:
                 session.run(v1.global_variables_initializer())
-                module.export(path, session)
+                self.write(
+                    path,
+                    lambda prefix: saver.save(
+                        session, prefix, write_meta_graph=False, write_state=False
+                    ),
+                )
 
     def write(
         self, path: str | os.PathLike[str], save_variables: Callable[[str], Any] | None
