@@ -181,3 +181,11 @@ def verify_cache() -> bool:
 def max_model_bytes() -> int:
     """Upper bound on the unpacked size of one model archive."""
     return int(_env_number("TFHUB_MAX_MODEL_BYTES", float(64 << 30), minimum=1))
+
+
+def check_ops_mode() -> str:
+    """``TFHUB_CHECK_OPS``: ``warn`` (the default), ``error`` or ``off`` (any case)."""
+    mode = os.environ.get("TFHUB_CHECK_OPS", "").strip().lower() or "warn"
+    if mode not in ("warn", "error", "off"):
+        raise ConfigError(f"TFHUB_CHECK_OPS={mode!r} is not valid; use warn, error or off.")
+    return mode
