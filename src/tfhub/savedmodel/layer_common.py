@@ -47,13 +47,31 @@ def _load(handle: str, options: LayerOptions) -> Any:
     except UsageError as exc:
         if "reach outside the model" not in str(exc):
             raise
+        found = str(exc).split(" Load it only if you trust it", 1)[0]  # its advice is not ours
         raise UsageError(
-            f"Refusing to rebuild hub.KerasLayer({handle!r}) from its config (a .keras file or "
-            f"keras.models.load_model): {exc} A layer rebuilt from a config loads its model under "
-            "the strict op policy whatever TFHUB_CHECK_OPS says; only if you trust this file and "
-            "the model, load it with TFHUB_CHECK_OPS=off.",
+            f"Refusing to rebuild hub.KerasLayer({handle!r}) from its config (a .keras file, "
+            f"keras.models.load_model): {found} A layer rebuilt from a config loads its model "
+            "under the strict op policy whatever TFHUB_CHECK_OPS says; only if you trust this "
+            "file and the model, load it with TFHUB_CHECK_OPS=off.",
             handle=handle,
         ) from exc
+
+
+def _same_function(a: Any, b: Any) -> bool:
+    """Whether two signatures are aliases: the same inputs and outputs, calling the same
+    function (what ``model.export()`` writes as ``serve`` and ``serving_default``)."""
+
+    def called(sig: Any) -> set[str]:
+        ops = sig.graph.get_operations()
+        calls = ("PartitionedCall", "StatefulPartitionedCall")
+        return {op.get_attr("f").name for op in ops if op.type in calls}
+
+    return bool(
+        a.structured_input_signature == b.structured_input_signature
+        and a.structured_outputs == b.structured_outputs
+        and called(a)
+        and called(a) == called(b)
+    )
 
 
 def _accepts_training(fn: Any) -> bool:
@@ -160,11 +178,7 @@ class HubLayerCore:
         if len(names) == 1:
             return names[0]
         default = signatures.get(_SERVING_DEFAULT)
-        if default is not None and all(
-            signatures[name].structured_input_signature == default.structured_input_signature
-            and signatures[name].structured_outputs == default.structured_outputs
-            for name in names
-        ):
+        if default is not None and all(_same_function(signatures[name], default) for name in names):
             return _SERVING_DEFAULT
         raise UsageError(
             f"Loaded object {self._name()} is not callable and has several signatures {names}: "
