@@ -148,3 +148,24 @@ def test_string_dtype_comes_from_the_model_and_config_keeps_the_input_shape(mode
     np.testing.assert_allclose(
         loaded.predict(SENTENCES, verbose=0), model.predict(SENTENCES, verbose=0), rtol=1e-6
     )
+
+
+class TokenIds(tf.Module):
+    """int32 token ids [batch] → float32 [batch, 4]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = tf.Variable(tf.reshape(tf.range(40, dtype=tf.float32), [10, 4]))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32)])
+    def __call__(self, ids):
+        return tf.gather(self.table, ids)
+
+
+def test_integer_inputs_without_input_are_not_cast_to_float(tmp_path):
+    tf.saved_model.save(TokenIds(), str(tmp_path / "ids"))
+    layer = hub.KerasLayer(str(tmp_path / "ids"))
+    assert layer.compute_dtype == "int32"
+    model = tf.keras.Sequential([layer, tf.keras.layers.Dense(1, kernel_initializer="ones")])
+    np.testing.assert_allclose(model(np.array([0, 2], np.int32)), [[6.0], [38.0]])
+    np.testing.assert_allclose(model.predict(np.array([1]), verbose=0), [[22.0]])

@@ -51,7 +51,7 @@ class KerasLayer(HubLayerMixin, keras.layers.Layer):
             # A model that takes strings (or integers) gets a layer of that dtype, so that a
             # Sequential model without an Input, or fit() on NumPy data, feeds it unconverted.
             dtype = hub.input_dtype()
-            if dtype is not None and not dtype.is_floating:
+            if dtype is not None and not dtype.is_floating and _keras_knows(dtype.name):
                 kwargs["dtype"] = dtype.name
         return kwargs
 
@@ -116,6 +116,14 @@ class KerasLayer(HubLayerMixin, keras.layers.Layer):
 
 # NumPy str arrays and lists of str reach a model with this layer, as with tf_keras.
 keras_text_inputs.install(KerasLayer)
+
+
+def _keras_knows(dtype: str) -> bool:
+    try:
+        keras.backend.standardize_dtype(dtype)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_plain(value: Any) -> bool:
