@@ -96,15 +96,12 @@ def main() -> int:
         step("Training a Keras 3 classifier on top of a frozen hub.KerasLayer")
         x = tf.constant((POSITIVE + NEGATIVE) * 8)
         y = np.array(([1.0] * len(POSITIVE) + [0.0] * len(NEGATIVE)) * 8, np.float32)
-        embed = hub.KerasLayer(url, name="embedding")
-        classifier = keras.Sequential(
-            [
-                keras.Input(shape=(), dtype="string"),
-                embed,
-                keras.layers.Dense(16, activation="relu"),
-                keras.layers.Dense(1, activation="sigmoid"),
-            ]
-        )
+        # The text-classification tutorial's form, as tensorflow_hub users write it.
+        embed = hub.KerasLayer(url, input_shape=[], dtype=tf.string, name="embedding")
+        classifier = tf.keras.Sequential()
+        classifier.add(embed)
+        classifier.add(tf.keras.layers.Dense(16, activation="relu"))
+        classifier.add(tf.keras.layers.Dense(1, activation="sigmoid"))
         classifier.compile(keras.optimizers.Adam(0.02), "binary_crossentropy", metrics=["accuracy"])
         hist = classifier.fit(x, y, epochs=40, verbose=0)
         print(

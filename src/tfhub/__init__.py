@@ -32,6 +32,7 @@ from tfhub.errors import (
     RemoteNotFoundError,
     UsageError,
 )
+from tfhub.savedmodel import keras_registration as _keras_registration
 
 __all__ = [
     "ArchiveError",
@@ -95,6 +96,9 @@ _LAZY = {
     "get_expected_image_size": "tfhub.signatures.image",
     "get_num_image_channels": "tfhub.signatures.image",
 }
+
+# `keras.models.load_model("m.keras")` finds hub.KerasLayer without importing TensorFlow here.
+_keras_registration.install()
 
 if TYPE_CHECKING:
     __version__: str

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfhub.savedmodel import keras_text_inputs
 from tfhub.savedmodel.layer_common import HubLayerCore, HubLayerMixin, layer_docstring
 
 __all__ = ["KerasLayer"]
@@ -34,6 +35,33 @@ class _SavedModelRegularizer:
 @keras.saving.register_keras_serializable(package="tfhub", name="KerasLayer")
 class KerasLayer(HubLayerMixin, keras.layers.Layer):
     __doc__ = layer_docstring("Keras 3", "keras", "wrapped, never copied")
+
+    def _layer_kwargs(self, hub: HubLayerCore, kwargs: dict[str, Any]) -> dict[str, Any]:
+        # tf_keras habits, Keras 3 style. `input_shape=[]` stays out of keras.layers.Layer (which
+        # would give a Sequential model a float32 Input whatever the dtype); `input_shape` below
+        # lets Sequential build its Input from this layer's shape and dtype instead.
+        kwargs = dict(kwargs)
+        shape = kwargs.pop("input_shape", None)
+        batch_shape = kwargs.pop("batch_input_shape", None)
+        if shape is not None:
+            batch_shape = (None, *shape)
+        if batch_shape is not None:
+            hub.batch_input_shape = tuple(None if d is None else int(d) for d in batch_shape)
+        if kwargs.get("dtype") is None:
+            # A model that takes strings (or integers) gets a layer of that dtype, so that a
+            # Sequential model without an Input, or fit() on NumPy data, feeds it unconverted.
+            dtype = hub.input_dtype()
+            if dtype is not None and not dtype.is_floating and _keras_knows(dtype.name):
+                kwargs["dtype"] = dtype.name
+        return kwargs
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        """The batch input shape given as ``input_shape=`` (``None`` first); Sequential models
+        build their ``Input`` from it (with this layer's dtype)."""
+        if self._hub.batch_input_shape is None:
+            raise AttributeError("hub.KerasLayer was created without input_shape=")
+        return self._hub.batch_input_shape
 
     def _add_hub_weights(self, trainable: list[tf.Variable], others: list[tf.Variable]) -> None:
         wrapped = [_wrap(v, trainable=True) for v in trainable]
@@ -84,6 +112,18 @@ class KerasLayer(HubLayerMixin, keras.layers.Layer):
         dtype = self._hub.input_dtype() or self.compute_dtype
         spec = self.compute_output_spec(keras.KerasTensor(input_shape, dtype=dtype))
         return tf.nest.map_structure(lambda t: t.shape, spec)
+
+
+# NumPy str arrays and lists of str reach a model with this layer, as with tf_keras.
+keras_text_inputs.install(KerasLayer)
+
+
+def _keras_knows(dtype: str) -> bool:
+    try:
+        keras.backend.standardize_dtype(dtype)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_plain(value: Any) -> bool:

@@ -4,113 +4,72 @@ callable, calling it, shaping outputs, and the config."""
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import inspect
-import json
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import field
 from typing import Any
 
 import tensorflow as tf
 
-from tfhub.errors import UsageError
+from tfhub.config import check_ops_mode
+from tfhub.errors import UnsafeOpsError, UsageError
+from tfhub.savedmodel.layer_options import LayerOptions, layer_docstring, to_shapes
 from tfhub.savedmodel.load import load
 
 __all__ = ["HubLayerCore", "HubLayerMixin", "LayerOptions", "layer_docstring"]
 
 logger = logging.getLogger(__name__)
 
-
-@dataclasses.dataclass(frozen=True)
-class LayerOptions:
-    """The arguments of ``hub.KerasLayer`` after ``handle`` and ``trainable``: how the model is
-    loaded and called. Both Keras flavours take exactly these, as keyword arguments (``arguments``
-    may also come third, positionally, as in ``tensorflow_hub``); each field's ``doc`` is its
-    line in the layer's docstring, and ``saved=False`` keeps it out of ``get_config``."""
-
-    arguments: Mapping[str, Any] | None = field(
-        default=None, metadata={"doc": "extra keyword arguments passed to the model on every call."}
-    )
-    tags: Any = field(
-        default=None, metadata={"doc": "MetaGraph tags to load (string handles only)."}
-    )
-    signature: str | None = field(
-        default=None, metadata={"doc": "call this signature instead of ``__call__``."}
-    )
-    signature_outputs_as_dict: bool | None = field(
-        default=None, metadata={"doc": "return the signature's whole output dict."}
-    )
-    output_key: str | None = field(
-        default=None, metadata={"doc": "return this key of the (dict) output."}
-    )
-    output_shape: Any = field(
-        default=None,
-        metadata={"doc": "the output shape without the batch dimension (or a nest of them)."},
-    )
-    load_options: Any = field(
-        default=None,
-        metadata={"doc": "a ``tf.saved_model.LoadOptions`` (string handles only).", "saved": False},
-    )
-
-    @classmethod
-    def pop_from(cls, kwargs: dict[str, Any], **given: Any) -> LayerOptions:
-        """The options among ``kwargs`` (removed from it) and ``given``."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        return cls(**given, **{name: kwargs.pop(name) for name in names if name in kwargs})
-
-    def config(self) -> dict[str, Any]:
-        """The options ``get_config`` saves: those set, as JSON values."""
-        config: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if (
-                not f.metadata.get("saved", True)
-                or value is None
-                or (f.name == "arguments" and not value)
-            ):
-                continue
-            if f.name == "output_shape":
-                value = _jsonable("output_shape", _shape_lists(value))
-            elif f.name == "arguments":
-                value = {key: _jsonable(f"arguments[{key!r}]", v) for key, v in value.items()}
-            config[f.name] = value
-        return config
+_SERVING_DEFAULT = "serving_default"
+_EXPORT_KERAS = "hub.export_keras(model, directory)"
 
 
-_LAYER_DOC = """Wraps a SavedModel (or one of its signatures) as a {flavour} layer.
+# True while a layer is rebuilt from a config (keras.models.load_model of a .keras file, ...).
+_FROM_CONFIG: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "tfhub_layer_from_config", default=False
+)
 
-    The loaded object's variables are the layer's weights (the same variables,
-    {weights}); with ``trainable=True`` its trainable variables train and its
-    regularization losses count in the model's loss. A frozen layer always runs the model in
-    inference mode.
 
-    Args:
-        handle: a path or URL (see :func:`tfhub.resolve`), or an already-loaded object.
-        trainable: whether to fine-tune the model's trainable variables.
-{options}
-        **kwargs: passed to ``{base}`` (``name``, ``dtype``, ...).
+def _load(handle: str, options: LayerOptions) -> Any:
+    """Loads ``handle``; under the strict op policy when rebuilding from a config.
 
-    Raises:
-        UsageError: a wrong combination of arguments (a ``ValueError``).
-
-    Example:
-        >>> model = {keras}.Sequential([
-        ...     {keras}.Input(shape=(), dtype="string"),
-        ...     hub.KerasLayer("https://hub.example.com/google/nnlm-en-dim50/2"),
-        ...     {keras}.layers.Dense(1, activation="sigmoid"),
-        ... ])
+    A config names a handle whose graph will run, and a ``.keras`` file may come from anyone:
+    rebuilt from one, the layer refuses a model with ops that reach outside it (``ReadFile``,
+    ``WriteFile``, ``PyFunc``, ...) whatever ``TFHUB_CHECK_OPS`` says, unless it says ``off``.
     """
+    if not _FROM_CONFIG.get() or check_ops_mode() == "off":
+        return load(handle, tags=options.tags, options=options.load_options)
+    try:
+        return load(handle, tags=options.tags, options=options.load_options, check_ops="error")
+    except UnsafeOpsError as exc:
+        found = str(exc).split(" Load it only if you trust", 1)[0]  # its advice is not ours
+        raise UnsafeOpsError(
+            f"Refusing to rebuild hub.KerasLayer({handle!r}) from its config (a .keras file, "
+            f"keras.models.load_model): {found} A layer rebuilt from a config loads its model "
+            "under the strict op policy whatever TFHUB_CHECK_OPS says; only if you trust this "
+            "file and the model, load it with TFHUB_CHECK_OPS=off.",
+            handle=handle,
+            findings=exc.findings,
+        ) from exc
 
 
-def layer_docstring(flavour: str, keras: str, weights: str) -> str:
-    """The docstring of a ``KerasLayer`` class, its Args from :class:`LayerOptions`."""
-    options = "\n".join(
-        f"        {f.name}: {f.metadata['doc']}" for f in dataclasses.fields(LayerOptions)
-    )
-    return _LAYER_DOC.format(
-        flavour=flavour, keras=keras, weights=weights, options=options, base=f"{keras}.layers.Layer"
+def _same_function(a: Any, b: Any) -> bool:
+    """Whether two signatures are aliases: the same inputs and outputs, calling the same
+    function (what ``model.export()`` writes as ``serve`` and ``serving_default``)."""
+
+    def called(sig: Any) -> set[str]:
+        ops = sig.graph.get_operations()
+        calls = ("PartitionedCall", "StatefulPartitionedCall")
+        return {op.get_attr("f").name for op in ops if op.type in calls}
+
+    return bool(
+        a.structured_input_signature == b.structured_input_signature
+        and a.structured_outputs == b.structured_outputs
+        and called(a)
+        and called(a) == called(b)
     )
 
 
@@ -133,7 +92,7 @@ class HubLayerCore:
             handle = os.fspath(handle)
         self.handle = handle
         if isinstance(handle, str):
-            self.obj = load(handle, tags=options.tags, options=options.load_options)
+            self.obj = _load(handle, options)
         else:
             for name in ("tags", "load_options"):
                 if getattr(options, name) is not None:
@@ -150,9 +109,13 @@ class HubLayerCore:
         self.is_tf1 = bool(getattr(self.obj, "_is_hub_module_v1", False))
         self.options = self._checked(options)
         self.arguments = dict(options.arguments or {})
+        # The serving signature chosen for a model that is not callable (see _only_signature).
+        self.auto_signature: str | None = None
         self.func = self._get_callable()
         self.accepts_training = self.options.signature is None and _accepts_training(self.func)
         self.warned_no_weights = False
+        # The batch input shape the user declared (Keras 3 handles `input_shape=` here).
+        self.batch_input_shape: tuple[int | None, ...] | None = None
 
     def _checked(self, options: LayerOptions) -> LayerOptions:
         """``options`` with TF1 defaults filled in and tags sorted, once they fit together."""
@@ -185,12 +148,21 @@ class HubLayerCore:
         if not signatures:
             if self.options.signature:
                 raise UsageError(f"Loaded object {self._name()} has no signatures.")
-            raise UsageError(f"Loaded object {self._name()} is not callable and has no signatures.")
-        if self.options.signature is None:
             raise UsageError(
-                f"Signature name has to be specified for non-callable saved models (if not legacy "
-                f"TF1 Hub format); {self._name()} has: {sorted(signatures)}."
+                f"Loaded object {self._name()} is not callable and has no signatures. A Keras 3 "
+                f"model saved for reuse needs {_EXPORT_KERAS}."
             )
+        if self.options.signature is None:
+            self.auto_signature = self._only_signature(signatures)
+            logger.info(
+                "hub.KerasLayer: %s is not callable (as Keras' model.export() and "
+                "tf.saved_model.save(keras_model) write it); calling its only serving signature "
+                "%r. Writing the model with %s gives a callable, fine-tunable SavedModel.",
+                self._name(),
+                self.auto_signature,
+                _EXPORT_KERAS,
+            )
+            return signatures[self.auto_signature]  # type: ignore[no-any-return]
         if self.options.signature not in signatures:
             raise UsageError(
                 f"Unknown signature {self.options.signature} in {self._name()} (available "
@@ -198,15 +170,61 @@ class HubLayerCore:
             )
         return signatures[self.options.signature]  # type: ignore[no-any-return]
 
+    def _only_signature(self, signatures: Mapping[str, Any]) -> str:
+        """The one serving signature; ``model.export()`` writes ``serve`` as an alias of
+        ``serving_default`` (same inputs and outputs), which does not count as another."""
+        names = sorted(signatures)
+        if len(names) == 1:
+            return names[0]
+        default = signatures.get(_SERVING_DEFAULT)
+        if default is not None and all(_same_function(signatures[name], default) for name in names):
+            return _SERVING_DEFAULT
+        raise UsageError(
+            f"Loaded object {self._name()} is not callable and has several signatures {names}: "
+            "pick one with hub.KerasLayer(handle, signature=..., output_key=...) (or "
+            f"signature_outputs_as_dict=True), or re-save the Keras model with {_EXPORT_KERAS}."
+        )
+
+    def signature_input_names(self) -> list[str]:
+        """The input names of the signature that is called (empty for ``__call__``)."""
+        structured = getattr(self.func, "structured_input_signature", None)
+        if not self.signature_name() or structured is None:
+            return []
+        return sorted(structured[1])
+
+    def signature_name(self) -> str | None:
+        """The signature that is called: the one asked for, or the only serving one."""
+        return self.options.signature or self.auto_signature
+
     def _name(self) -> str:
         return repr(self.handle) if isinstance(self.handle, str) else type(self.handle).__name__
 
     def input_dtype(self) -> tf.DType | None:
-        """The dtype of the single input the callable declares, if it declares exactly one."""
-        spec = getattr(self.func, "input_signature", None)
-        if spec and len(spec) == 1 and isinstance(spec[0], tf.TensorSpec):
-            return spec[0].dtype
-        return None
+        """The dtype of the single input the callable declares, if it declares exactly one.
+
+        From the function's ``input_signature``, else from every traced concrete function of a
+        restored ``tf.function`` (they must agree), else from a signature's only input.
+        """
+        func: Any = self.func
+        if not any(
+            hasattr(func, name)
+            for name in ("input_signature", "structured_input_signature", "concrete_functions")
+        ):
+            func = func.__call__  # a restored object: its `__call__` is the tf.function
+        spec = getattr(func, "input_signature", None)
+        if spec:
+            return spec[0].dtype if len(spec) == 1 and isinstance(spec[0], tf.TensorSpec) else None
+        structured = getattr(func, "structured_input_signature", None)
+        if structured is not None:  # a concrete function (a signature)
+            specs = tf.nest.flatten(structured)
+            return specs[0].dtype if len(specs) == 1 else None
+        dtypes = set()
+        for concrete in getattr(func, "concrete_functions", None) or ():
+            args = concrete.structured_input_signature[0]
+            if not args or not isinstance(args[0], tf.TensorSpec):
+                return None
+            dtypes.add(args[0].dtype)
+        return dtypes.pop() if len(dtypes) == 1 else None
 
     # -- variables and losses ----------------------------------------------------------------
 
@@ -235,10 +253,16 @@ class HubLayerCore:
     def check_trainable(self, trainable: bool, n_trainable_weights: int) -> None:
         if not trainable:
             return
-        if self.options.signature:
+        if self.signature_name():
+            fix = (
+                f"it has no __call__ to fine-tune (Keras' model.export() writes serving "
+                f"signatures only): write the Keras model with {_EXPORT_KERAS} instead"
+                if self.auto_signature
+                else "call the model's __call__ (no signature=) to fine-tune it"
+            )
             raise UsageError(
                 "Setting hub.KerasLayer.trainable = True is unsupported when calling a SavedModel "
-                "signature; call the model's __call__ (no signature=) to fine-tune it."
+                f"signature ({self.signature_name()!r} of {self._name()}); {fix}."
             )
         if n_trainable_weights == 0 and not self.warned_no_weights:
             logger.error("hub.KerasLayer is trainable but has zero trainable weights.")
@@ -248,9 +272,11 @@ class HubLayerCore:
     def call(self, inputs: Any, *, training: Any, trainable: bool) -> Any:
         """Runs the model on ``inputs``; ``training`` reaches it only when the layer trains."""
         kwargs = dict(self.arguments)
-        if self.options.signature and isinstance(inputs, Mapping):
-            args: tuple[Any, ...] = ()
+        args: tuple[Any, ...] = ()
+        if self.signature_name() and isinstance(inputs, Mapping):
             kwargs.update(inputs)
+        elif self.auto_signature:
+            kwargs.update(self._named_input(inputs))
         else:
             args = (inputs,)
         if not self.accepts_training:
@@ -277,9 +303,20 @@ class HubLayerCore:
                     f"(available: {sorted(result)})."
                 )
             result = result[self.options.output_key]
+        elif self.auto_signature and isinstance(result, Mapping) and len(result) == 1:
+            (result,) = result.values()
         if self.options.output_shape is not None:
             result = self._apply_output_shape(inputs, result)
         return result
+
+    def _named_input(self, inputs: Any) -> dict[str, Any]:
+        names = self.signature_input_names()
+        if len(names) != 1:
+            raise UsageError(
+                f"Signature {self.auto_signature!r} of {self._name()} takes the inputs {names}: "
+                "call the layer on a dict with those keys."
+            )
+        return {names[0]: inputs}
 
     def _apply_output_shape(self, inputs: Any, result: Any) -> Any:
         first = tf.nest.flatten(inputs)[0]
@@ -294,7 +331,7 @@ class HubLayerCore:
 
     def output_shapes(self) -> Any:
         """``output_shape`` as a nest of ``tf.TensorShape`` (without the batch dimension)."""
-        return _to_shapes(self.options.output_shape)
+        return to_shapes(self.options.output_shape)
 
     # -- config -----------------------------------------------------------------------------
 
@@ -305,7 +342,10 @@ class HubLayerCore:
                 f"string `handle`; got a {type(self.handle).__name__}. Save the model with "
                 "tf.saved_model.save() instead, or pass the handle as a string."
             )
-        return {"handle": self.handle, **self.options.config()}
+        config = {"handle": self.handle, **self.options.config()}
+        if self.batch_input_shape is not None:
+            config["batch_input_shape"] = list(self.batch_input_shape)
+        return config
 
 
 class HubLayerMixin:
@@ -326,12 +366,18 @@ class HubLayerMixin:
         if _sentinel is not None:
             raise TypeError("hub.KerasLayer takes its options as keyword arguments only.")
         options = LayerOptions.pop_from(kwargs, arguments=arguments)
+        hub = HubLayerCore(handle, options)
+        kwargs = self._layer_kwargs(hub, kwargs)
         super().__init__(trainable=trainable, **kwargs)  # type: ignore[call-arg]
-        self._hub = HubLayerCore(handle, options)
+        self._hub = hub
         # The loaded object becomes a child for tf.train.Checkpoint / tf.saved_model.save.
         self._resolved_object = self._hub.obj
         self._add_hub_weights(*self._hub.variables())
         self.built = True
+
+    def _layer_kwargs(self, hub: HubLayerCore, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The keyword arguments for the Keras base class, once the model is loaded."""
+        return kwargs
 
     def _add_hub_weights(self, trainable: list[tf.Variable], others: list[tf.Variable]) -> None:
         raise NotImplementedError
@@ -340,6 +386,15 @@ class HubLayerMixin:
     def resolved_object(self) -> Any:
         """The object loaded from the handle (or the object passed as handle)."""
         return self._hub.obj
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        """Rebuilds the layer, loading its handle under the strict op policy (see ``_load``)."""
+        token = _FROM_CONFIG.set(True)
+        try:
+            return super().from_config(config, *args, **kwargs)  # type: ignore[misc]
+        finally:
+            _FROM_CONFIG.reset(token)
 
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = dict(super().get_config())  # type: ignore[misc]
@@ -367,36 +422,3 @@ def _init_signature() -> inspect.Signature:
 
 
 HubLayerMixin.__init__.__signature__ = _init_signature()  # type: ignore[attr-defined]
-
-
-def _is_shape(value: Any) -> bool:
-    return isinstance(value, tf.TensorShape) or (
-        isinstance(value, list | tuple) and all(d is None or isinstance(d, int) for d in value)
-    )
-
-
-def _to_shapes(nest: Any) -> Any:
-    if _is_shape(nest):
-        return tf.TensorShape(nest)
-    if isinstance(nest, Mapping):
-        return {k: _to_shapes(v) for k, v in nest.items()}
-    return type(nest)(_to_shapes(v) for v in nest)
-
-
-def _shape_lists(nest: Any) -> Any:
-    if _is_shape(nest):
-        return list(tf.TensorShape(nest).as_list())
-    if isinstance(nest, Mapping):
-        return {k: _shape_lists(v) for k, v in nest.items()}
-    return [_shape_lists(v) for v in nest]
-
-
-def _jsonable(what: str, value: Any) -> Any:
-    try:
-        json.dumps(value)
-    except TypeError as exc:
-        raise UsageError(
-            f"hub.KerasLayer {what} is not JSON-serializable ({exc}); only JSON values can be "
-            "saved in the layer config."
-        ) from exc
-    return value
