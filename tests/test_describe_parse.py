@@ -19,8 +19,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from tfhub.savedmodel.export import export_keras
-from tfhub.tools.text_embedding import export_text_embedding
 
 import tfhub as hub
 from tests import models as test_models
@@ -29,6 +27,8 @@ from tfhub import cli
 from tfhub.describe import describe_model_dir, describe_saved_model_object
 from tfhub.describe.objects import spec_of
 from tfhub.errors import NotAModelError
+from tfhub.exporters.keras_model import export_keras
+from tfhub.exporters.text_embedding import export_text_embedding
 from tfhub.tools.inspect import inspect_model
 
 v1 = tf.compat.v1

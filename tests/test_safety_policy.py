@@ -96,7 +96,7 @@ def _tf1_module(path: Path, module_fn, tags_and_args=None) -> Path:
 
 @pytest.fixture(scope="module")
 def ordinary(tmp_path_factory):
-    from tfhub.tools.text_embedding import export_text_embedding
+    from tfhub.exporters.text_embedding import export_text_embedding
 
     root = tmp_path_factory.mktemp("ordinary")
     vocab = root / "vocab.txt"
