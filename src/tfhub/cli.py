@@ -48,7 +48,7 @@ def _cmd_resolve(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from tfhub.tf1.interop import convert
+    from tfhub.tf1.convert import convert
 
     print(convert(args.src, args.dst))
     return 0
