@@ -23,7 +23,9 @@ from tfhub.exporters.text_embedding import export_text_embedding
 v1 = tf.compat.v1
 VECTORS = "cat 1.11 2.56 3.45\ndog 1.0 2.0 3.0\nmouse 0.5 0.1 0.6\n"
 SENTENCES = ["Cat dog", "mouse, lizard", "", "DOG"]
-CHILD_PATH = {"PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
+# Children import the tfhub this process runs (a checkout's src/) and the tests package.
+SRC = Path(hub.__file__).resolve().parents[1]
+CHILD_PATH = {"PYTHONPATH": os.pathsep.join([str(SRC), str(REPO)])}
 
 
 def _session_values(path: str, inputs: object) -> np.ndarray:
@@ -106,7 +108,7 @@ def test_vocab_module_converts_and_works_in_a_fresh_process_elsewhere(tmp_path):
         """,
         env=CHILD_PATH,
     )
-    assert f"tfhub from {REPO / 'src'}" in out
+    assert f"tfhub from {SRC}" in out
     values = json.loads(out.split("JSON ", 1)[1])
     assert len({tuple(row) for row in expected}) == len(expected)
     for key in ("call", "signature", "again"):
