@@ -116,6 +116,29 @@ def test_vocab_module_converts_and_works_in_a_fresh_process_elsewhere(tmp_path):
     assert values["trainable"] == 1
 
 
+def _strings_module_fn():
+    words = v1.placeholder(tf.string, [None])
+    counts = v1.placeholder(tf.int32, [None, 2])
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(["cat", "dog"], [7, 9], tf.string, tf.int64), -1
+    )
+    hub.add_signature(
+        inputs=words, outputs={"default": table.lookup(words), "upper": tf.strings.upper(words)}
+    )
+    hub.add_signature("sum", inputs={"counts": counts}, outputs=tf.reduce_sum(counts, axis=1))
+
+
+def test_string_int_outputs_and_every_signature_are_converted(tmp_path):
+    module = _export(_strings_module_fn, tmp_path / "strings")
+    hub.convert(module, str(tmp_path / "out"))
+    obj = hub.load(str(tmp_path / "out"))
+    out = obj.signatures["serving_default"](default=tf.constant(["dog", "eel", "cat"]))
+    assert out["default"].numpy().tolist() == [9, -1, 7]
+    assert out["upper"].numpy().tolist() == [b"DOG", b"EEL", b"CAT"]
+    summed = obj.signatures["sum"](counts=tf.constant([[1, 2], [3, 4]]))["default"]
+    assert summed.numpy().tolist() == [3, 7]
+
+
 def _noisy_module_fn():
     x = v1.placeholder(tf.float32, [None, 4])
     w = v1.get_variable("w", initializer=tf.ones([4, 2]))

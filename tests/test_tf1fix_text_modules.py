@@ -75,14 +75,21 @@ def test_tf1_text_module_on_a_symbolic_string_input_in_keras3(sentence_module):
     np.testing.assert_allclose(expected[0], (CAT + DOG) / np.sqrt(2), rtol=1e-6)
 
 
-def test_tf1_text_module_in_tf_keras_like_tensorflow_hub_016(sentence_module):
+@pytest.mark.parametrize("kind", ["sentences", "tokens"])
+def test_tf1_text_module_in_tf_keras_like_tensorflow_hub_016(sentence_module, vectors, kind):
+    if kind == "tokens":
+        module, sentences = str(vectors.parent / "tokens_016"), ["dog", "", "lizard", "cat"]
+        if not os.path.exists(module):
+            export_text_embedding(vectors, module, format="tf1", preprocessing=False)
+    else:
+        module, sentences = sentence_module, SENTENCES
     out = run_python(
         f"""
         import json, numpy as np, tensorflow as tf, tf_keras
         import tensorflow_hub as tfh
         import tfhub as hub
         print("ours from", hub.__file__)
-        path, sentences = {sentence_module!r}, {SENTENCES!r}
+        path, sentences = {module!r}, {sentences!r}
         result = {{}}
         for name, make in (("ours", hub.KerasLayer), ("theirs", tfh.KerasLayer)):
             layer = make(path)
@@ -106,7 +113,7 @@ def test_tf1_text_module_in_tf_keras_like_tensorflow_hub_016(sentence_module):
     result = json.loads(out.split("JSON ", 1)[1])
     np.testing.assert_allclose(result["ours"], result["theirs"], rtol=1e-6)
     np.testing.assert_allclose(
-        result["ours"], _session_values(sentence_module, SENTENCES)["default"], rtol=1e-6
+        result["ours"], _session_values(module, sentences)["default"], rtol=1e-6
     )
 
 

@@ -62,7 +62,9 @@ for key in samples.files:
 results = {}
 for signature, inputs in groups.items():
     outputs = loaded.signatures[signature](**inputs)
-    results.update({f"{signature}/{k}": v.numpy() for k, v in outputs.items()})
+    for k, v in outputs.items():
+        value = v.numpy()  # strings come as objects: store them as bytes (no pickles)
+        results[f"{signature}/{k}"] = value.astype(bytes) if value.dtype == object else value
 default = groups.get("serving_default", {})
 if len(default) == 1 and "serving_default/default" in results:
     results["__call__/default"] = loaded(next(iter(default.values()))).numpy()
@@ -279,7 +281,16 @@ def _run_saved_model(
         np.savez(inputs_file, **flat)  # type: ignore[arg-type]
         try:
             run = subprocess.run(
-                [sys.executable, "-c", _CHECK_SCRIPT, str(model_dir), inputs_file, outputs_file],
+                # -P: the current directory cannot shadow tensorflow or numpy.
+                [
+                    sys.executable,
+                    "-P",
+                    "-c",
+                    _CHECK_SCRIPT,
+                    str(model_dir),
+                    inputs_file,
+                    outputs_file,
+                ],
                 capture_output=True,
                 text=True,
                 timeout=_CHECK_TIMEOUT,
