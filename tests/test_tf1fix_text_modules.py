@@ -66,13 +66,17 @@ def test_tf1_text_module_on_a_symbolic_string_input_in_keras3(sentence_module):
     )
     model.compile(keras.optimizers.SGD(0.01), "mse")
     data = tf.data.Dataset.from_tensor_slices((SENTENCES, [1.0, 0.0, 0.0, 1.0])).batch(2)
-    history = model.fit(data, epochs=2, verbose=0)
+    history = model.fit(data, epochs=2, verbose=0, shuffle=False)
     assert all(np.isfinite(history.history["loss"]))
     # The embedding inside the model is the TF1 module's, as a Session computes it.
     functional = keras.Model(inputs, embedded)
     expected = _session_values(sentence_module, SENTENCES)["default"]
     np.testing.assert_allclose(functional(tf.constant(SENTENCES)), expected, rtol=1e-6)
     np.testing.assert_allclose(expected[0], (CAT + DOG) / np.sqrt(2), rtol=1e-6)
+    # hub.Module in a TF1 graph gives the declared shape too.
+    with tf.Graph().as_default():
+        graph_out = hub.Module(sentence_module)(v1.placeholder(tf.string, [None]))
+        assert graph_out.shape.as_list() == [None, 3]
 
 
 @pytest.mark.parametrize("kind", ["sentences", "tokens"])
