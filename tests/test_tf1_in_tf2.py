@@ -85,7 +85,9 @@ def test_convert_gives_identical_outputs(seed_module, train_module, tmp_path):
     converted = hub.load(str(tmp_path / "tf2"))
     assert not converted._is_hub_module_v1
     np.testing.assert_allclose(converted(x), expected, rtol=1e-5)
-    np.testing.assert_allclose(converted.signatures["serving_default"](x=x)["default"], expected)
+    np.testing.assert_allclose(
+        converted.signatures["serving_default"](default=x)["default"], expected
+    )
     assert len(converted.trainable_variables) == 4 and len(converted.regularization_losses) == 1
     hub.convert(train_module, str(tmp_path / "tf2_train"))
     train = hub.load(str(tmp_path / "tf2_train"))

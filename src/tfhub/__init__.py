@@ -90,7 +90,7 @@ _LAZY = {
     "load_module_spec": "tfhub.tf1.spec",
     "LatestModuleExporter": "tfhub.exporters.tf1_checkpoint",
     "register_module_for_export": "tfhub.exporters.tf1_checkpoint",
-    "convert": "tfhub.tf1.interop",
+    "convert": "tfhub.tf1.convert",
     "ImageModuleInfo": "tfhub.signatures.image",
     "attach_image_module_info": "tfhub.signatures.image",
     "get_expected_image_size": "tfhub.signatures.image",
@@ -114,7 +114,7 @@ if TYPE_CHECKING:
         get_expected_image_size,
         get_num_image_channels,
     )
-    from tfhub.tf1.interop import convert
+    from tfhub.tf1.convert import convert
     from tfhub.tf1.module import Module, eval_function_for_module
     from tfhub.tf1.spec import (
         ModuleSpec,

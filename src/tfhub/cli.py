@@ -50,7 +50,7 @@ def _cmd_resolve(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from tfhub.tf1.interop import convert
+    from tfhub.tf1.convert import convert
 
     print(convert(args.src, args.dst))
     return 0
@@ -248,9 +248,13 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_mirror)
 
-    p = sub.add_parser("convert", help="convert a TF1 Hub module into a TF2 Reusable SavedModel")
+    p = sub.add_parser(
+        "convert",
+        help="convert a TF1 Hub module into a TF2 Reusable SavedModel (outputs checked against "
+        "the module in a new process; exit status 2 on a mismatch)",
+    )
     p.add_argument("src", help="handle (path or URL) of a TF1 Hub module")
-    p.add_argument("dst", help="directory to write the SavedModel to")
+    p.add_argument("dst", help="directory to write the SavedModel to (must not exist, or be empty)")
     p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser(

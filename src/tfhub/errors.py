@@ -12,6 +12,7 @@ Every error derives from :class:`HubError` and also from the built-in exception 
     ├── UsageError(HubError, ValueError)              arguments that do not fit together
     │   └── UnsafeOpsError                             the op policy refuses the model's ops
     ├── CommonSignatureError(HubError, ValueError)    a model lacks a claimed common signature
+    ├── ConversionError(HubError, ValueError)         hub.convert's result differs from the module
     ├── ModelNotFoundError(HubError, FileNotFoundError) local path or remote model missing
     │   └── OfflineError                               TFHUB_OFFLINE=1 and the handle is not cached
     ├── DownloadError(HubError, ConnectionError)      network failure, HTTP error status
@@ -42,6 +43,7 @@ __all__ = [
     "CacheError",
     "CommonSignatureError",
     "ConfigError",
+    "ConversionError",
     "DownloadError",
     "HubError",
     "InvalidHandleError",
@@ -229,3 +231,7 @@ class StorageError(HubError, OSError):
     def __init__(self, message: str, *, key: str | None = None, handle: str | None = None):
         super().__init__(message, handle=handle)
         self.key = key
+
+
+class ConversionError(HubError, ValueError):
+    """``hub.convert`` made a model that does not load, or does not give the module's outputs."""

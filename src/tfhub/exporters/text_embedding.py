@@ -24,14 +24,16 @@ What the module computes, for a batch of sentences (``tf.string [batch]``):
 6. the token vectors are combined with "sqrtn": ``sum / sqrt(number of tokens)``. A sentence
    without (counted) tokens gives zeros.
 
-With ``preprocessing=False`` steps 2-3 are skipped: the input is a dense ``tf.string
-[batch, max_tokens]`` matrix of tokens, padded with ``""``; every ``""`` is ignored (steps 1
-and 4-6 apply as above).
+With ``preprocessing=False`` the module embeds tokens one by one, as the tokens module of
+TF Hub's text-embedding exporter: the input is ``tf.string [num_tokens]`` and the output
+``float32 [num_tokens, dim]``, each token's row (steps 1, 4 and 5 apply); a token with no row
+(``""``, or an unknown token when ``num_oov_buckets=0``) gives zeros. Such a module works with
+``hub.sparse_text_embedding_column``.
 
 Formats:
 
 * ``"tf2"``: a Reusable SavedModel. ``obj(sentences, training=False)`` (traced for
-  ``tf.TensorSpec([None], tf.string)``; ``[None, None]`` for tokens), ``obj.variables`` =
+  ``tf.TensorSpec([None], tf.string)``, for tokens too), ``obj.variables`` =
   ``obj.trainable_variables`` = ``[embeddings]`` (float32 ``[vocab_size + num_oov_buckets,
   dim]``), ``obj.regularization_losses = []`` and a ``serving_default`` signature with input
   ``sentences`` (or ``tokens``) and output ``default``. Works with ``hub.load`` and
@@ -138,15 +140,13 @@ class _GraphTable:
         return ids
 
 
-def _tokens(inputs: Any, *, preprocessing: bool, lowercase: bool) -> Any:
-    """Sentences ``[batch]`` (or padded tokens ``[batch, n]``) → ragged tokens ``[batch, (n)]``."""
+def _tokens(sentences: Any, *, lowercase: bool) -> Any:
+    """Sentences ``[batch]`` → ragged tokens ``[batch, (n)]`` (steps 1-3)."""
     import tensorflow as tf
 
     if lowercase:
-        inputs = tf.strings.lower(inputs, encoding="utf-8")
-    if preprocessing:
-        return tf.strings.split(tf.strings.regex_replace(inputs, SEPARATORS, " "))
-    return tf.ragged.boolean_mask(inputs, tf.not_equal(inputs, ""))
+        sentences = tf.strings.lower(sentences, encoding="utf-8")
+    return tf.strings.split(tf.strings.regex_replace(sentences, SEPARATORS, " "))
 
 
 def _embed(tokens: Any, table: Any, embeddings: Any, vocab_size: int, num_oov_buckets: int) -> Any:
@@ -166,12 +166,37 @@ def _embed(tokens: Any, table: Any, embeddings: Any, vocab_size: int, num_oov_bu
     return tf.math.divide_no_nan(sums, tf.sqrt(counts)[:, tf.newaxis])
 
 
+def _embed_each(
+    tokens: Any, table: Any, embeddings: Any, vocab_size: int, num_oov_buckets: int
+) -> Any:
+    """Tokens ``[n]`` → float32 ``[n, dim]``: each token's row, zeros for one without a row."""
+    import tensorflow as tf
+
+    ids = table.lookup(tokens)
+    if num_oov_buckets > 0:
+        buckets = tf.strings.to_hash_bucket_fast(tokens, num_oov_buckets)
+        ids = tf.where(ids < 0, buckets + vocab_size, ids)
+    keep = tf.logical_and(ids >= 0, tf.not_equal(tokens, ""))
+    vectors = tf.gather(embeddings, tf.maximum(ids, 0))
+    return vectors * tf.cast(keep, vectors.dtype)[:, tf.newaxis]
+
+
+def _compute(inputs: Any, options: _Options, table: Any, embeddings: Any, vocab_size: int) -> Any:
+    """The module's output for its input (both formats)."""
+    import tensorflow as tf
+
+    if not options.preprocessing:
+        if options.lowercase:
+            inputs = tf.strings.lower(inputs, encoding="utf-8")
+        return _embed_each(inputs, table, embeddings, vocab_size, options.num_oov_buckets)
+    tokens = _tokens(inputs, lowercase=options.lowercase)
+    return _embed(tokens, table, embeddings, vocab_size, options.num_oov_buckets)
+
+
 def _input_spec(preprocessing: bool) -> Any:
     import tensorflow as tf
 
-    if preprocessing:
-        return tf.TensorSpec([None], tf.string, name="sentences")
-    return tf.TensorSpec([None, None], tf.string, name="tokens")
+    return tf.TensorSpec([None], tf.string, name="sentences" if preprocessing else "tokens")
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,8 +226,7 @@ def _build_tf2(table_data: EmbeddingTable, options: _Options) -> Any:
 
     def call(inputs: Any, training: bool = False) -> Any:
         del training  # the same computation in training and inference
-        tokens = _tokens(inputs, preprocessing=preprocessing, lowercase=options.lowercase)
-        return _embed(tokens, model.vocabulary_table, model.embeddings, vocab_size, num_oov_buckets)
+        return _compute(inputs, options, model.vocabulary_table, model.embeddings, vocab_size)
 
     spec = _input_spec(preprocessing)
     model.__call__ = tf.function(call)
@@ -269,9 +293,7 @@ def _export_tf1(table_data: EmbeddingTable, out: Path, options: _Options) -> Non
             initializer=v1.zeros_initializer(),
             trainable=True,
         )
-        tokens = _tokens(inputs, preprocessing=preprocessing, lowercase=options.lowercase)
-        table = _GraphTable(vocab_file)
-        outputs = _embed(tokens, table, embeddings, vocab_size, num_oov_buckets)
+        outputs = _compute(inputs, options, _GraphTable(vocab_file), embeddings, vocab_size)
         add_signature(inputs={key: inputs}, outputs={"default": outputs})
 
     spec = create_module_spec(module_fn)
@@ -329,7 +351,7 @@ def export_text_embedding(
         num_oov_buckets: hash buckets (extra, zero-initialised rows) for out-of-vocabulary
             tokens; 0 ignores such tokens.
         preprocessing: the module takes sentences ``tf.string [batch]`` and splits them;
-            False: it takes tokens ``tf.string [batch, n]`` padded with ``""``.
+            False: it takes tokens ``tf.string [n]`` and gives one row per token.
         lowercase: lower-case the input (Unicode) before the lookup.
         binary: the file is in the word2vec binary format (implied by a ``.bin`` name).
 

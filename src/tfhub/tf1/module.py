@@ -196,6 +196,8 @@ class Module:
             )
             for key, info in sig.outputs.items()
         }
+        for key, info in sig.outputs.items():
+            _declare_shape(outputs[key], info)
         if as_dict:
             return outputs
         if "default" not in outputs:
@@ -247,6 +249,15 @@ class Module:
     def variable_map(self) -> dict[str, Any]:
         """Variable name inside the module → variable."""
         return dict(self._variable_map)
+
+    @property
+    def table_handles(self) -> list[Any]:
+        """The resource handles of the module's state that is not a variable (its tables)."""
+        return [
+            self._state[k]
+            for k in sorted(self._state)
+            if self._state[k].op.type not in _VARIABLE_OPS
+        ]
 
     @property
     def variables(self) -> list[Any]:
@@ -324,6 +335,19 @@ def _input_map_entries(info: Any, value: Any, key: str) -> dict[str, Any]:
             f"expects {len(components)}."
         )
     return {c.name: t for c, t in zip(components, flat, strict=True)}
+
+
+def _declare_shape(tensor: Any, info: Any) -> None:
+    """Gives a dense output the static shape its signature declares.
+
+    Imported graphs lose shapes that TensorFlow's shape inference cannot recover (after
+    table lookups, sparse and ragged ops), and Keras needs them to build the next layer.
+    """
+    if info.WhichOneof("encoding") != "name" or info.tensor_shape.unknown_rank:
+        return
+    declared = tf.TensorShape(info.tensor_shape)
+    if declared.is_compatible_with(tensor.shape):
+        tensor.set_shape(declared)
 
 
 def signature_placeholder(info: ParsedTensorInfo) -> Any:
