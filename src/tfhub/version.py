@@ -11,7 +11,7 @@ __all__ = ["version"]
 
 @functools.cache
 def version() -> str:
-    """``tfhub``'s version as installed, e.g. ``"0.1.0"`` (``"0+unknown"`` in a source tree
+    """``tfhub``'s version as installed (``"0+unknown"`` in a source tree
     that was never installed). Read on first use: scanning the metadata costs milliseconds."""
     try:
         return importlib.metadata.version("tfhub")
