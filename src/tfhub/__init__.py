@@ -66,11 +66,15 @@ __all__ = [
     "export_text_embedding",
     "get_expected_image_size",
     "get_num_image_channels",
+    "image_embedding_column",
     "load",
     "load_module_spec",
     "register_module_for_export",
     "register_resolver",
     "resolve",
+    "sparse_text_embedding_column",
+    "text_embedding_column",
+    "text_embedding_column_v2",
 ]
 
 # Public name → module that defines it; imported on first access (PEP 562).
@@ -96,6 +100,10 @@ _LAZY = {
     "attach_image_module_info": "tfhub.signatures.image",
     "get_expected_image_size": "tfhub.signatures.image",
     "get_num_image_channels": "tfhub.signatures.image",
+    "text_embedding_column": "tfhub.tf1.feature_column",
+    "text_embedding_column_v2": "tfhub.tf1.feature_column",
+    "sparse_text_embedding_column": "tfhub.tf1.feature_column",
+    "image_embedding_column": "tfhub.tf1.feature_column",
 }
 
 if TYPE_CHECKING:
@@ -111,6 +119,12 @@ if TYPE_CHECKING:
         attach_image_module_info,
         get_expected_image_size,
         get_num_image_channels,
+    )
+    from tfhub.tf1.feature_column import (
+        image_embedding_column,
+        sparse_text_embedding_column,
+        text_embedding_column,
+        text_embedding_column_v2,
     )
     from tfhub.tf1.interop import convert
     from tfhub.tf1.module import Module, eval_function_for_module
