@@ -188,3 +188,43 @@ def test_bad_segments_are_named(preprocessor):
         from tfhub.exporters._bert.packing import pack
 
         pack([dense], 8, cls_id=CLS, sep_id=SEP, pad_id=PAD)
+
+
+def test_tokenize_and_bert_pack_inputs_layers_in_a_trained_keras_model(preprocessor):
+    import keras
+
+    class PairClassifier(keras.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tokenize = hub.KerasLayer(preprocessor.tokenize)
+            self.pack = hub.KerasLayer(preprocessor.bert_pack_inputs, arguments=dict(seq_length=9))
+            self.embed = keras.layers.Embedding(len(VOCAB), 4)
+            self.head = keras.layers.Dense(1)
+
+        def call(self, inputs):
+            first, second = inputs
+            packed = self.pack([self.tokenize(first), self.tokenize(second)])
+            mask = tf.cast(packed["input_mask"], "float32")[:, :, None]
+            return self.head(tf.reduce_sum(self.embed(packed["input_word_ids"]) * mask, axis=1))
+
+    first = tf.constant(["the cat sat", "a dog", "dogs run", "the mat"])
+    second = tf.constant(["on the mat", "the cats", "a cat", "cats sat on a dog"])
+    labels = tf.constant([[1.0], [0.0], [0.0], [1.0]])
+    data = tf.data.Dataset.from_tensor_slices(((first, second), labels)).batch(2)
+    model = PairClassifier()
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    history = model.fit(data, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    predicted = model.predict(data, verbose=0)
+    # The same numbers by hand from the packed ids (seq_length 9 cuts the last pair).
+    packed = preprocessor.bert_pack_inputs(
+        [preprocessor.tokenize(first), preprocessor.tokenize(second)], seq_length=9
+    )
+    ids = packed["input_word_ids"].numpy()
+    assert ids[3].tolist() == [CLS, THE, MAT, SEP, CAT, S, SAT, ON, SEP]
+    table = model.embed.embeddings.numpy()
+    mask = packed["input_mask"].numpy()[:, :, None]
+    kernel, bias = (w.numpy() for w in model.head.weights)
+    np.testing.assert_allclose(
+        predicted, (table[ids] * mask).sum(1) @ kernel + bias, rtol=1e-5, atol=1e-6
+    )
