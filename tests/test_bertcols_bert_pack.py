@@ -25,7 +25,7 @@ PAD, UNK, CLS, SEP, MASK, THE, CAT, SAT, ON, MAT, DOG, S, RUN, A = range(len(VOC
 
 
 @pytest.fixture(scope="module")
-def preprocessor(tmp_path_factory: pytest.TempPathFactory) -> object:
+def preprocessor_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     root = tmp_path_factory.mktemp("bert")
     vocab = root / "vocab.txt"
     vocab.write_text("\n".join(VOCAB) + "\n")
@@ -46,7 +46,20 @@ def preprocessor(tmp_path_factory: pytest.TempPathFactory) -> object:
     model = Preprocessor(tokenizer, 128)
     tf.saved_model.save(model, str(root / "pre"), signatures={"serving_default": model.__call__})
     vocab.unlink()  # the model carries its own copy
-    return hub.load(str(root / "pre"))
+    return str(root / "pre")
+
+
+@pytest.fixture(scope="module")
+def preprocessor(preprocessor_dir: str) -> object:
+    return hub.load(preprocessor_dir)
+
+
+def test_it_validates_as_the_bert_preprocessor_common_signature(preprocessor_dir):
+    from tfhub.signatures.common import validate_bert_preprocessor
+
+    # From the model's files (never loaded): string [batch] → int32 [batch, 128] dict.
+    match = validate_bert_preprocessor(preprocessor_dir, seq_length=128)
+    assert match.details["seq_length"] == 128
 
 
 def _tok(pre, sentences: list[str]) -> tf.RaggedTensor:
