@@ -382,3 +382,21 @@ print(json.dumps({{"values": values.tolist(), "frozen_weights": len(frozen.train
     np.testing.assert_allclose(result["values"], expected, rtol=1e-6)
     assert result["frozen_weights"] == 0
     assert result["weights"] == 1 and result["changed"]
+
+
+def test_text_embedding_column_in_linear_model():
+    spec = hub.create_module_spec(_tokens_module_fn)
+    column = hub.text_embedding_column("t", spec)
+    with tf.Graph().as_default():
+        cols_to_vars = {}
+        out = v1.feature_column.linear_model(
+            {"t": tf.constant(["a", "b", "c"])}, [column], cols_to_vars=cols_to_vars
+        )
+        # The column's linear weights beside the module's own variable (also "weights").
+        (weights,) = [v for v in cols_to_vars[column] if v.shape == (2, 1)]
+        assert weights.name == "linear_model/t_hub_module_embedding/weights:0"
+        with v1.Session() as session:
+            session.run([v1.global_variables_initializer(), v1.tables_initializer()])
+            session.run([weights.assign([[1.0], [10.0]]), cols_to_vars["bias"][0].assign([0.5])])
+            got = session.run(out)
+    np.testing.assert_allclose(got, [[21.5], [53.5], [39.5]])

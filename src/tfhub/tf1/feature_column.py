@@ -172,8 +172,15 @@ class _ModuleColumn(_HubColumn):
     def _instantiate(self, trainable: bool) -> Any:
         from tfhub.tf1.module import Module
 
-        # Image columns have no `trainable`: their modules are never fine-tuned.
-        return Module(self.module_spec, trainable=getattr(self, "trainable", False) and trainable)
+        # linear_model applies a column under a name scope that differs from its variable
+        # scope (linear_model_1/linear_model/... vs linear_model/...): the module goes
+        # under the variable scope's own name scope, as it does in input_layer.
+        scope = tf.compat.v1.get_variable_scope().name
+        with tf.compat.v1.name_scope(f"{scope}/" if scope else ""):
+            # Image columns have no `trainable`: their modules are never fine-tuned.
+            return Module(
+                self.module_spec, trainable=getattr(self, "trainable", False) and trainable
+            )
 
 
 def _text_embedding_issues(spec: ModuleSpec) -> list[str]:
