@@ -100,10 +100,10 @@ _LAZY = {
     "attach_image_module_info": "tfhub.signatures.image",
     "get_expected_image_size": "tfhub.signatures.image",
     "get_num_image_channels": "tfhub.signatures.image",
-    "text_embedding_column": "tfhub.tf1.feature_column",
-    "text_embedding_column_v2": "tfhub.tf1.feature_column",
-    "sparse_text_embedding_column": "tfhub.tf1.feature_column",
-    "image_embedding_column": "tfhub.tf1.feature_column",
+    "text_embedding_column": "tfhub.signatures.feature_column",
+    "text_embedding_column_v2": "tfhub.signatures.feature_column",
+    "sparse_text_embedding_column": "tfhub.signatures.feature_column",
+    "image_embedding_column": "tfhub.signatures.feature_column",
 }
 
 if TYPE_CHECKING:
@@ -114,17 +114,17 @@ if TYPE_CHECKING:
     from tfhub.handles.resolve import register_resolver, resolve
     from tfhub.savedmodel.keras_layer import KerasLayer
     from tfhub.savedmodel.load import load
+    from tfhub.signatures.feature_column import (
+        image_embedding_column,
+        sparse_text_embedding_column,
+        text_embedding_column,
+        text_embedding_column_v2,
+    )
     from tfhub.signatures.image import (
         ImageModuleInfo,
         attach_image_module_info,
         get_expected_image_size,
         get_num_image_channels,
-    )
-    from tfhub.tf1.feature_column import (
-        image_embedding_column,
-        sparse_text_embedding_column,
-        text_embedding_column,
-        text_embedding_column_v2,
     )
     from tfhub.tf1.interop import convert
     from tfhub.tf1.module import Module, eval_function_for_module

@@ -1,5 +1,9 @@
 """The feature columns of ``tensorflow_hub`` 0.15, for ``tf.compat.v1`` graph code.
 
+They apply a model that implements a common signature (text embedding, image feature vector)
+to the features of an input pipeline, hence their place beside the signature checks and the
+image helpers (they need both ``tf1`` and ``savedmodel`` below them).
+
 ``hub.text_embedding_column``, ``hub.sparse_text_embedding_column`` and
 ``hub.image_embedding_column`` apply a TF1 Hub module (a :class:`~tfhub.tf1.spec.ModuleSpec`
 or a handle); ``hub.text_embedding_column_v2`` applies a TF2 SavedModel. Each returns a dense
@@ -28,6 +32,7 @@ from typing import Any
 import tensorflow as tf
 
 from tfhub.errors import UsageError
+from tfhub.signatures.image import get_expected_image_size
 from tfhub.tf1.spec import ModuleSpec, load_module_spec
 
 __all__ = [
@@ -304,8 +309,6 @@ def sparse_text_embedding_column(
 
 
 def _check_image_embedding(spec: ModuleSpec, check_size: bool) -> None:
-    from tfhub.signatures.image import get_expected_image_size
-
     issues = []
     inputs = spec.get_input_info_dict()
     if list(inputs) != ["images"] or inputs["images"].dtype != tf.float32:
@@ -344,8 +347,6 @@ class _ImageEmbeddingColumn(
 
     @property
     def parse_example_spec(self) -> dict[str, Any]:
-        from tfhub.signatures.image import get_expected_image_size
-
         height, width = self.image_size or get_expected_image_size(self.module_spec)
         return {self.key: tf.io.FixedLenFeature([height, width, 3], tf.float32)}
 
@@ -431,13 +432,12 @@ class _TextEmbeddingColumnV2(
         return _SavedModelText(self.module_path, self.output_key, self.trainable and trainable)
 
     def create_state(self, state_manager: Any) -> None:
-        # Keras' DenseFeatures (tf_keras, TF_USE_LEGACY_KERAS=1): a hub.KerasLayer, whose
-        # weights become the DenseFeatures layer's (trainable when the column is).
-        import tfhub
+        # DenseFeatures exists only in tf_keras: the column's state is the tf_keras
+        # hub.KerasLayer, whose weights become the DenseFeatures layer's (trainable when the
+        # column is).
+        from tfhub.savedmodel.legacy_keras_layer import KerasLayer
 
-        layer = tfhub.KerasLayer(
-            self.module_path, output_key=self.output_key, trainable=self.trainable
-        )
+        layer = KerasLayer(self.module_path, output_key=self.output_key, trainable=self.trainable)
         state_manager.add_resource(self, _RESOURCE, layer)
 
     def _embed(self, inputs: Any, module: Any) -> Any:
