@@ -194,37 +194,40 @@ def test_bert_pack_inputs_in_keras_layers_with_seq_length_argument(preprocessor)
 
 
 def test_bad_segments_are_named(preprocessor):
-    dense = tf.constant([[THE, CAT]], tf.int32)
-    with pytest.raises((ValueError, TypeError)):
-        preprocessor.bert_pack_inputs([dense], seq_length=8)
-    with pytest.raises(ValueError, match="segment 0 must be a RaggedTensor"):
-        from tfhub.exporters._bert.packing import pack
+    from tfhub.exporters._bert.packing import pack
 
-        pack([dense], 8, cls_id=CLS, sep_id=SEP, pad_id=PAD)
+    words = tf.constant([["the", "cat"]])
+    with pytest.raises((ValueError, TypeError)):
+        preprocessor.bert_pack_inputs([words], seq_length=8)
+    with pytest.raises(ValueError, match="segment 1 must be a RaggedTensor"):
+        pack([_tok(preprocessor, ["a"]), words], 8, cls_id=CLS, sep_id=SEP, pad_id=PAD)
+    with pytest.raises(ValueError, match="at least one tokenized segment"):
+        pack([], 8, cls_id=CLS, sep_id=SEP, pad_id=PAD)
+    # Dense ids count as full rows (what Keras' symbolic tensors describe).
+    dense = preprocessor.bert_pack_inputs([tf.constant([[THE, CAT]], tf.int32)], seq_length=5)
+    assert dense["input_word_ids"].numpy().tolist() == [[CLS, THE, CAT, SEP, PAD]]
 
 
 def test_tokenize_and_bert_pack_inputs_layers_in_a_trained_keras_model(preprocessor):
+    """The published pattern for sentence pairs, in a functional Keras 3 model."""
     import keras
 
-    class PairClassifier(keras.Model):
-        def __init__(self) -> None:
-            super().__init__()
-            self.tokenize = hub.KerasLayer(preprocessor.tokenize)
-            self.pack = hub.KerasLayer(preprocessor.bert_pack_inputs, arguments=dict(seq_length=9))
-            self.embed = keras.layers.Embedding(len(VOCAB), 4)
-            self.head = keras.layers.Dense(1)
-
-        def call(self, inputs):
-            first, second = inputs
-            packed = self.pack([self.tokenize(first), self.tokenize(second)])
-            mask = tf.cast(packed["input_mask"], "float32")[:, :, None]
-            return self.head(tf.reduce_sum(self.embed(packed["input_word_ids"]) * mask, axis=1))
+    text_inputs = [keras.Input(shape=(), dtype=tf.string) for _ in range(2)]
+    tokenize = hub.KerasLayer(preprocessor.tokenize)
+    tokenized_inputs = [tokenize(segment) for segment in text_inputs]
+    bert_pack_inputs = hub.KerasLayer(preprocessor.bert_pack_inputs, arguments=dict(seq_length=9))
+    encoder_inputs = bert_pack_inputs(tokenized_inputs)
+    assert encoder_inputs["input_word_ids"].shape == (None, 9)
+    embed = keras.layers.Embedding(len(VOCAB), 4)
+    mask = keras.ops.expand_dims(keras.ops.cast(encoder_inputs["input_mask"], "float32"), -1)
+    pooled = keras.ops.sum(embed(encoder_inputs["input_word_ids"]) * mask, axis=1)
+    head = keras.layers.Dense(1)
+    model = keras.Model(text_inputs, head(pooled))
 
     first = tf.constant(["the cat sat", "a dog", "dogs run", "the mat"])
     second = tf.constant(["on the mat", "the cats", "a cat", "cats sat on a dog"])
     labels = tf.constant([[1.0], [0.0], [0.0], [1.0]])
     data = tf.data.Dataset.from_tensor_slices(((first, second), labels)).batch(2)
-    model = PairClassifier()
     model.compile(keras.optimizers.SGD(0.1), "mse")
     history = model.fit(data, epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
@@ -235,9 +238,9 @@ def test_tokenize_and_bert_pack_inputs_layers_in_a_trained_keras_model(preproces
     )
     ids = packed["input_word_ids"].numpy()
     assert ids[3].tolist() == [CLS, THE, MAT, SEP, CAT, S, SAT, ON, SEP]
-    table = model.embed.embeddings.numpy()
+    table = embed.embeddings.numpy()
     mask = packed["input_mask"].numpy()[:, :, None]
-    kernel, bias = (w.numpy() for w in model.head.weights)
+    kernel, bias = (w.numpy() for w in head.weights)
     np.testing.assert_allclose(
         predicted, (table[ids] * mask).sum(1) @ kernel + bias, rtol=1e-5, atol=1e-6
     )

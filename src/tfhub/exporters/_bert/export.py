@@ -51,9 +51,10 @@ class _BertPackInputs(tf.train.Checkpoint):
     """``preprocessor.bert_pack_inputs(segments, seq_length=...)``.
 
     ``segments`` is a list of one to three tokenized segments (int32 RaggedTensors
-    [batch, (pieces)] or [batch, (words), (pieces)]); ``seq_length`` a Python int or an int32
-    scalar, ``default_seq_length`` when left out. The function is bound per instance so that
-    its default is this model's.
+    [batch, (pieces)] or [batch, (words), (pieces)]; dense ids are taken as full rows, which
+    lets ``hub.KerasLayer(bert_pack_inputs)`` trace on the dense specs Keras gives symbolic
+    ragged tensors); ``seq_length`` a Python int or an int32 scalar, ``default_seq_length``
+    when left out. The function is bound per instance so that its default is this model's.
     """
 
     def __init__(self, tokenizer: WordPieceTokenizer, default_seq_length: int) -> None:
@@ -65,11 +66,15 @@ class _BertPackInputs(tf.train.Checkpoint):
             return tokenizer.pack(segments, seq_length)
 
         self.__call__ = call
-        for ragged_rank in (1, 2):
-            spec = tf.RaggedTensorSpec([None] * (ragged_rank + 1), tf.int32)
-            for count in (1, 2, 3):
-                call.get_concrete_function([spec] * count)
-                call.get_concrete_function([spec] * count, tf.TensorSpec([], tf.int32))
+        for rank in (2, 3):
+            # Dense ids too: Keras describes a symbolic RaggedTensor with a dense spec.
+            for spec in (
+                tf.RaggedTensorSpec([None] * rank, tf.int32),
+                tf.TensorSpec([None] * rank, tf.int32),
+            ):
+                for count in (1, 2, 3):
+                    call.get_concrete_function([spec] * count)
+                    call.get_concrete_function([spec] * count, tf.TensorSpec([], tf.int32))
 
 
 class Preprocessor(tf.train.Checkpoint):

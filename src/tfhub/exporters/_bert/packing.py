@@ -67,7 +67,8 @@ def pack(
 
     Args:
         segments: a RaggedTensor or a list of them, each [batch, (pieces)] or
-            [batch, (words), (pieces)], int32 or int64, all with the same number of rows.
+            [batch, (words), (pieces)], int32 or int64, all with the same number of rows (a
+            dense int Tensor of rank 2 or 3 counts as rows with no padding).
         seq_length: the output width (a Python int or an int scalar Tensor).
         cls_id, sep_id, pad_id: the ids of ``[CLS]``, ``[SEP]`` and ``[PAD]``.
         pad_to_longest: pad only to the longest packed row of the batch (at most
@@ -82,10 +83,14 @@ def pack(
         raise ValueError("bert_pack_inputs: pass a list of at least one tokenized segment.")
     flat = []
     for i, segment in enumerate(segments):
-        if not isinstance(segment, tf.RaggedTensor) or segment.shape.rank not in (2, 3):
+        rank = segment.shape.rank
+        if isinstance(segment, tf.Tensor) and rank in (2, 3) and segment.dtype.is_integer:
+            # Dense ids: every entry is a piece (how Keras describes a symbolic ragged input).
+            segment = tf.RaggedTensor.from_tensor(segment, ragged_rank=rank - 1)
+        if not isinstance(segment, tf.RaggedTensor) or rank not in (2, 3):
             raise ValueError(
                 f"bert_pack_inputs: segment {i} must be a RaggedTensor [batch, (pieces)] or "
-                f"[batch, (words), (pieces)] (what .tokenize returns), got {segment!r}."
+                f"[batch, (words), (pieces)] of ids (what .tokenize returns), got {segment!r}."
             )
         if segment.shape.rank == 3:
             segment = segment.merge_dims(1, 2)
