@@ -110,6 +110,17 @@ def _reference_features(reference: Any, sentences: list[str]) -> dict[str, np.nd
     }
 
 
+def _reference_packed(reference: Any, sentences: list[str], seq_length: int) -> dict[str, Any]:
+    """The reference tokenizer's ids, cut and padded to ``seq_length`` (the published way)."""
+    return reference.tokenizer(
+        sentences,
+        padding="max_length",
+        truncation=True,
+        max_length=seq_length,
+        return_tensors="np",
+    )
+
+
 def test_cli_writes_three_saved_models_atomically(exported):
     out = exported["dir"]
     assert exported["code"] == 0, exported["stderr"]
@@ -131,16 +142,34 @@ def test_preprocessor_ids_equal_the_reference_tokenizer(exported, reference):
 
     pre = hub.load(str(exported["dir"] / "preprocessor"))
     ours = {k: v.numpy() for k, v in pre(tf.constant(SENTENCES)).items()}
-    ref = _reference_features(reference, SENTENCES)
-    # Same padding (to the longest sentence of the batch), ids, mask and segment ids.
+    # As TF Hub's BERT preprocessors: padded to a fixed seq_length of 128, cut to fit it.
+    ref = _reference_packed(reference, SENTENCES, 128)
     assert ours["input_word_ids"].dtype == np.int32
+    assert ours["input_word_ids"].shape == (len(SENTENCES), 128)
     for i, sentence in enumerate(SENTENCES):
         assert ours["input_word_ids"][i].tolist() == ref["input_ids"][i].tolist(), sentence
     np.testing.assert_array_equal(ours["input_mask"], ref["attention_mask"])
     np.testing.assert_array_equal(ours["input_type_ids"], ref["token_type_ids"])
-    # Truncation: the longest sentence is cut to max_seq_length (256) with [SEP] kept last.
-    assert ours["input_word_ids"].shape == (len(SENTENCES), 256)
-    assert ours["input_word_ids"][3, -1] == 102 and ours["input_mask"][3].all()
+    # Truncation: the long sentences are cut to 128 with [SEP] kept last.
+    for row in (2, 3):
+        assert ours["input_word_ids"][row, -1] == 102 and ours["input_mask"][row].all()
+    # bert_pack_inputs with the checkpoint's max_seq_length gives the reference's 256.
+    tokens = pre.tokenize(tf.constant(SENTENCES))
+    packed = pre.bert_pack_inputs([tokens], seq_length=256)
+    ref_256 = _reference_packed(reference, SENTENCES, 256)
+    np.testing.assert_array_equal(packed["input_word_ids"], ref_256["input_ids"])
+    np.testing.assert_array_equal(packed["input_mask"], ref_256["attention_mask"])
+    # Sentence pairs: the reference tokenizer's pair encoding, within 128 when both fit.
+    firsts, seconds = SENTENCES[:2] + SENTENCES[5:7], SENTENCES[8:12]
+    pairs = pre.bert_pack_inputs(
+        [pre.tokenize(tf.constant(firsts)), pre.tokenize(tf.constant(seconds))]
+    )
+    ref_pairs = reference.tokenizer(
+        firsts, seconds, padding="max_length", max_length=128, return_tensors="np"
+    )
+    np.testing.assert_array_equal(pairs["input_word_ids"], ref_pairs["input_ids"])
+    np.testing.assert_array_equal(pairs["input_type_ids"], ref_pairs["token_type_ids"])
+    np.testing.assert_array_equal(pairs["input_mask"], ref_pairs["attention_mask"])
     # The serving signature gives the same; `tokenize` gives words and their pieces.
     served = pre.signatures["serving_default"](sentences=tf.constant(SENTENCES[:2]))
     assert sorted(served) == ["input_mask", "input_type_ids", "input_word_ids"]
@@ -182,7 +211,7 @@ def test_tokenizer_matches_on_random_text(exported, reference):
         texts.append("".join(chars))
     pre = hub.load(str(exported["dir"] / "preprocessor"))
     ours = pre(tf.constant(texts))
-    ref = _reference_features(reference, texts)
+    ref = _reference_packed(reference, texts, 128)
     mismatches = [
         (t, a, b)
         for t, a, b in zip(
@@ -210,6 +239,27 @@ def test_sentence_embeddings_match_the_reference(exported, reference):
     np.testing.assert_allclose(alone[0], ours[0], atol=1e-5)
     served = embed.signatures["serving_default"](sentences=tf.constant(SENTENCES[:2]))
     np.testing.assert_allclose(served["default"].numpy(), ours[:2], atol=1e-5)
+
+
+def test_preprocessor_and_encoder_give_the_sentence_embedding(exported, reference):
+    """Padding to 128 changes nothing: the masked mean of the encoder's output over the
+    preprocessor's 128 positions, normalized, is the sentence embedding."""
+    import tensorflow as tf
+
+    out = exported["dir"]
+    pre = hub.load(str(out / "preprocessor"))
+    encoder = hub.load(str(out / "encoder"))
+    embed = hub.load(str(out / "sentence_embedding"))
+    sentences = [s for s in SENTENCES if s not in (LONG_130, LONG_300)]
+    inputs = pre(tf.constant(sentences))
+    sequence = encoder(inputs, training=False)["sequence_output"].numpy()
+    mask = inputs["input_mask"].numpy()[:, :, None].astype(np.float32)
+    pooled = (sequence * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
+    pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
+    np.testing.assert_allclose(pooled, embed(tf.constant(sentences)).numpy(), atol=1e-5)
+    with _offline():
+        ref = reference.encode(sentences, convert_to_numpy=True)
+    assert _cosine(pooled, ref).min() >= 0.9999
 
 
 def test_encoder_outputs_match_the_torch_model(exported, reference):
@@ -276,7 +326,7 @@ def test_reusable_saved_model_attributes_and_keras_layer(exported, monkeypatch):
     pre_layer = hub.KerasLayer(str(out / "preprocessor"))
     enc_layer = hub.KerasLayer(str(out / "encoder"), trainable=True)
     features = enc_layer(pre_layer(tf.constant(["two layers"])))
-    assert features["sequence_output"].shape == (1, 4, 384)
+    assert features["sequence_output"].shape == (1, 128, 384)  # the published seq_length
     assert len(enc_layer.trainable_weights) == 5 + 6 * 16 + 2
 
 

@@ -65,11 +65,15 @@ __all__ = [
     "export_text_embedding",
     "get_expected_image_size",
     "get_num_image_channels",
+    "image_embedding_column",
     "load",
     "load_module_spec",
     "register_module_for_export",
     "register_resolver",
     "resolve",
+    "sparse_text_embedding_column",
+    "text_embedding_column",
+    "text_embedding_column_v2",
 ]
 
 # Public name → module that defines it; imported on first access (PEP 562).
@@ -95,6 +99,10 @@ _LAZY = {
     "attach_image_module_info": "tfhub.signatures.image",
     "get_expected_image_size": "tfhub.signatures.image",
     "get_num_image_channels": "tfhub.signatures.image",
+    "text_embedding_column": "tfhub.signatures.feature_column",
+    "text_embedding_column_v2": "tfhub.signatures.feature_column",
+    "sparse_text_embedding_column": "tfhub.signatures.feature_column",
+    "image_embedding_column": "tfhub.signatures.feature_column",
 }
 
 # `keras.models.load_model("m.keras")` finds hub.KerasLayer without importing TensorFlow here.
@@ -108,6 +116,12 @@ if TYPE_CHECKING:
     from tfhub.handles.resolve import register_resolver, resolve
     from tfhub.savedmodel.keras_layer import KerasLayer
     from tfhub.savedmodel.load import load
+    from tfhub.signatures.feature_column import (
+        image_embedding_column,
+        sparse_text_embedding_column,
+        text_embedding_column,
+        text_embedding_column_v2,
+    )
     from tfhub.signatures.image import (
         ImageModuleInfo,
         attach_image_module_info,

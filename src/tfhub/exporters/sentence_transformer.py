@@ -10,11 +10,16 @@ three TF2 Reusable SavedModels that need nothing but core TensorFlow to load::
 
 The preprocessor reproduces the reference tokenizer (Hugging Face's BERT tokenizer with the
 checkpoint's settings) with core TensorFlow ops only; its vocabulary is an asset of the
-SavedModel. Sentences are cut after ``max_seq_length - 2`` word pieces (``max_seq_length``
-from ``sentence_bert_config.json``), framed as ``[CLS] ... [SEP]`` and padded with 0 to the
-longest in the batch. The token ids equal the reference's, except around some 560 rarely used
-code points that recent Unicode versions added and the reference's older character tables
-classify differently (see :mod:`tfhub.exporters._bert.chars`).
+SavedModel. It has the interface of TF Hub's published BERT preprocessors:
+``preprocessor(sentences)`` frames each sentence as ``[CLS] ... [SEP]``, cut and padded to a
+fixed ``seq_length`` of 128; ``preprocessor.tokenize(sentences)`` gives the word pieces (int32
+RaggedTensor [batch, (words), (pieces)]) and ``preprocessor.bert_pack_inputs(segments,
+seq_length=...)`` packs one or more tokenized segments (sentence pairs: type ids 0 and 1),
+cutting them round robin. The sentence embedding cuts after ``max_seq_length - 2`` pieces
+(``sentence_bert_config.json``) as sentence-transformers does. The token ids equal the
+reference's, except around some 560 rarely used code points that recent Unicode versions
+added and the reference's older character tables classify differently (see
+:mod:`tfhub.exporters._bert.chars`).
 
 Example:
     >>> from tfhub.exporters.sentence_transformer import import_sentence_transformer
@@ -48,12 +53,15 @@ def import_sentence_transformer(
     """Converts a sentence-transformers BERT checkpoint into three Reusable SavedModels.
 
     ``export_dir/preprocessor`` maps sentences (string [batch]) to ``input_word_ids``,
-    ``input_mask`` and ``input_type_ids`` (int32 [batch, seq], padded to the longest sentence
-    of the batch, at most ``max_seq_length`` long); it also has ``tokenize`` (sentences → int64
-    RaggedTensor [batch, (words), (pieces)]) and ``vocab_file``. ``export_dir/encoder`` maps
-    those inputs to ``sequence_output`` [batch, seq, hidden] and ``pooled_output`` = ``default``
-    [batch, hidden] (BERT's pooler; the masked mean of ``sequence_output`` when the checkpoint
-    has no pooler weights), plus ``encoder_outputs`` (every layer's output) from ``__call__``.
+    ``input_mask`` and ``input_type_ids`` (int32 [batch, 128], as TF Hub's BERT
+    preprocessors); it also has ``tokenize`` (sentences → int32 RaggedTensor
+    [batch, (words), (pieces)], with ``tokenize.get_special_tokens_dict()``),
+    ``bert_pack_inputs(segments, seq_length=128)`` (a list of tokenized segments → the same
+    dict; round-robin truncation, type id ``i`` for segment ``i``) and ``vocab_file``.
+    ``export_dir/encoder`` maps those inputs to ``sequence_output`` [batch, seq, hidden] and
+    ``pooled_output`` = ``default`` [batch, hidden] (BERT's pooler; the masked mean of
+    ``sequence_output`` when the checkpoint has no pooler weights), plus ``encoder_outputs``
+    (every layer's output) from ``__call__``.
     ``export_dir/sentence_embedding`` maps sentences to the sentence-transformers embedding
     (pooling and normalization as ``modules.json`` says), float32 [batch, hidden]; its
     ``tokenizer`` and ``encoder`` attributes are the other two models' pieces. The encoder

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from tfhub.exporters._bert.checkpoint import Checkpoint, PipelineConfig
 from tfhub.exporters._bert.encoder import BertEncoder, mean_pool
+from tfhub.exporters._bert.packing import DEFAULT_SEQ_LENGTH
 from tfhub.exporters._bert.tokenizer import SENTENCES, WordPieceTokenizer
 
 __all__ = ["save_models"]
@@ -21,24 +22,83 @@ _BERT_INPUTS = {
 }
 
 
-class Preprocessor(tf.train.Checkpoint):
-    """Sentences → BERT inputs (no variables)."""
+class _SpecialTokens(tf.train.Checkpoint):
+    """``preprocessor.tokenize.get_special_tokens_dict()``: the special ids, int32 scalars."""
+
+    def __init__(self, ids: dict[str, int]) -> None:
+        super().__init__()
+        self._ids = dict(ids)
+
+    @tf.function(autograph=False, input_signature=[])
+    def __call__(self) -> dict[str, Any]:
+        return {k: tf.constant(v, tf.int32) for k, v in self._ids.items()}
+
+
+class _Tokenize(tf.train.Checkpoint):
+    """``preprocessor.tokenize``: sentences → int32 RaggedTensor [batch, (words), (pieces)]."""
 
     def __init__(self, tokenizer: WordPieceTokenizer) -> None:
         super().__init__()
         self.tokenizer = tokenizer
+        self.get_special_tokens_dict = _SpecialTokens(tokenizer.special_tokens)
+
+    @tf.function(autograph=False, input_signature=[SENTENCES])
+    def __call__(self, sentences: Any) -> Any:
+        return self.tokenizer.tokenize(sentences)
+
+
+class _BertPackInputs(tf.train.Checkpoint):
+    """``preprocessor.bert_pack_inputs(segments, seq_length=...)``.
+
+    ``segments`` is a list of one to three tokenized segments (int32 RaggedTensors
+    [batch, (pieces)] or [batch, (words), (pieces)]; dense ids are taken as full rows, which
+    lets ``hub.KerasLayer(bert_pack_inputs)`` trace on the dense specs Keras gives symbolic
+    ragged tensors); ``seq_length`` a Python int or an int32 scalar, ``default_seq_length``
+    when left out. The function is bound per instance so that its default is this model's.
+    """
+
+    def __init__(self, tokenizer: WordPieceTokenizer, default_seq_length: int) -> None:
+        super().__init__()
+        self.tokenizer = tokenizer
+
+        @tf.function(autograph=False)
+        def call(segments: Any, seq_length: Any = default_seq_length) -> dict[str, Any]:
+            return tokenizer.pack(segments, seq_length)
+
+        self.__call__ = call
+        for rank in (2, 3):
+            # Dense ids too: Keras describes a symbolic RaggedTensor with a dense spec.
+            for spec in (
+                tf.RaggedTensorSpec([None] * rank, tf.int32),
+                tf.TensorSpec([None] * rank, tf.int32),
+            ):
+                for count in (1, 2, 3):
+                    call.get_concrete_function([spec] * count)
+                    call.get_concrete_function([spec] * count, tf.TensorSpec([], tf.int32))
+
+
+class Preprocessor(tf.train.Checkpoint):
+    """Sentences → BERT inputs (no variables), with the published preprocessor's interface.
+
+    ``preprocessor(sentences)`` packs single sentences to ``default_seq_length`` (128 as
+    published, fewer only if the encoder takes fewer positions); ``tokenize`` and
+    ``bert_pack_inputs`` are the two steps, for sentence pairs and other lengths.
+    """
+
+    def __init__(self, tokenizer: WordPieceTokenizer, default_seq_length: int) -> None:
+        super().__init__()
+        self.tokenizer = tokenizer
         self.vocab_file = tokenizer.vocab_file
+        self.seq_length = default_seq_length
+        self.tokenize = _Tokenize(tokenizer)
+        self.bert_pack_inputs = _BertPackInputs(tokenizer, default_seq_length)
         self.variables: list[Any] = []
         self.trainable_variables: list[Any] = []
         self.regularization_losses: list[Any] = []
 
     @tf.function(autograph=False, input_signature=[SENTENCES])
     def __call__(self, sentences: Any) -> Any:
-        return self.tokenizer.bert_inputs(sentences)
-
-    @tf.function(autograph=False, input_signature=[SENTENCES])
-    def tokenize(self, sentences: Any) -> Any:
-        return self.tokenizer.tokenize(sentences)
+        return self.tokenizer.pack(self.tokenizer.tokenize(sentences), self.seq_length)
 
 
 def _weights(encoder: BertEncoder) -> list[Any]:
@@ -162,7 +222,8 @@ def save_models(
     )
     source = f"{checkpoint.model_dir}/model.safetensors"
 
-    preprocessor = Preprocessor(tokenizer)
+    default_seq_length = min(DEFAULT_SEQ_LENGTH, checkpoint.config.max_position_embeddings)
+    preprocessor = Preprocessor(tokenizer, default_seq_length)
     tf.saved_model.save(
         preprocessor, preprocessor_dir, signatures={"serving_default": preprocessor.__call__}
     )

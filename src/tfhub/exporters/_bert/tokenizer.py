@@ -30,6 +30,7 @@ from tfhub.exporters._bert.chars import (
     build_tables,
 )
 from tfhub.exporters._bert.checkpoint import TokenizerConfig
+from tfhub.exporters._bert.packing import pack
 
 __all__ = ["PLACEHOLDER_BASE", "SENTENCES", "WordPieceTokenizer"]
 
@@ -53,7 +54,7 @@ class WordPieceTokenizer(tf.Module):
             SavedModel ships as an asset.
         vocab: its tokens, read at export time to size the search and find special ids.
         seq_length: the longest output of :meth:`bert_inputs`, ``[CLS]`` and ``[SEP]``
-            included.
+            included (the checkpoint's ``max_seq_length``).
     """
 
     def __init__(
@@ -115,11 +116,21 @@ class WordPieceTokenizer(tf.Module):
         self.unk_id = index[config.unk_token]
         self.cls_id = index[config.cls_token]
         self.sep_id = index[config.sep_token]
+        self.pad_id = index.get("[PAD]", 0)
         self.seq_length = seq_length
+        # What the published preprocessors' tokenize.get_special_tokens_dict() returns.
+        self.special_tokens = {
+            "vocab_size": len(vocab),
+            "start_of_sequence_id": self.cls_id,
+            "end_of_segment_id": self.sep_id,
+            "padding_id": self.pad_id,
+        }
+        if "[MASK]" in index:
+            self.special_tokens["mask_id"] = index["[MASK]"]
 
     @tf.function(autograph=False, input_signature=[SENTENCES])
     def tokenize(self, sentences: Any) -> Any:
-        """Sentences [batch] → word-piece ids, int64 RaggedTensor [batch, (words), (pieces)]."""
+        """Sentences [batch] → word-piece ids, int32 RaggedTensor [batch, (words), (pieces)]."""
         text = tf.strings.unicode_transcode(
             sentences, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
         )
@@ -136,34 +147,27 @@ class WordPieceTokenizer(tf.Module):
         codes = tf.strings.unicode_decode(text, "UTF-8")
         words = self._split_words(self._normalize(codes))
         pieces = self._wordpiece(words.values)
-        return words.with_values(pieces)
+        return words.with_values(tf.cast(pieces, tf.int32))
 
     @tf.function(autograph=False, input_signature=[SENTENCES])
     def bert_inputs(self, sentences: Any) -> dict[str, Any]:
-        """Sentences [batch] → the BERT input dict (see :meth:`pack`)."""
-        return self.pack(self.tokenize(sentences), self.seq_length)
-
-    def pack(self, pieces: Any, seq_length: int) -> dict[str, Any]:
-        """Ids [batch, (words), (pieces)] → BERT inputs, padded to the longest in the batch.
+        """Sentences [batch] → BERT inputs, cut at ``seq_length`` and padded to the longest.
 
         The word pieces are cut after ``seq_length - 2`` (as the reference truncates, even in
         the middle of a word), then framed as ``[CLS] ... [SEP]``.
         """
-        tokens = pieces.merge_dims(1, 2)
-        batch = tokens.nrows()
-        lengths = tf.minimum(tokens.row_lengths(), seq_length - 2)
-        width = tf.reduce_max(tf.concat([lengths, [0]], axis=0))
-        body = tokens.to_tensor(0, shape=tf.stack([batch, width]))
-        column = tf.fill([batch, 1], tf.constant(self.cls_id, tf.int64))
-        ids = tf.concat([column, body, tf.zeros_like(column)], axis=1)
-        ids += self.sep_id * tf.one_hot(lengths + 1, tf.cast(width, tf.int32) + 2, dtype=tf.int64)
-        word_ids = tf.cast(ids, tf.int32)
-        mask = tf.sequence_mask(lengths + 2, width + 2, dtype=tf.int32)
-        return {
-            "input_word_ids": word_ids,
-            "input_mask": mask,
-            "input_type_ids": tf.zeros_like(word_ids),
-        }
+        return self.pack(self.tokenize(sentences), self.seq_length, pad_to_longest=True)
+
+    def pack(self, segments: Any, seq_length: Any, pad_to_longest: bool = False) -> dict[str, Any]:
+        """Tokenized segments → BERT inputs (see :func:`tfhub.exporters._bert.packing.pack`)."""
+        return pack(
+            segments,
+            seq_length,
+            cls_id=self.cls_id,
+            sep_id=self.sep_id,
+            pad_id=self.pad_id,
+            pad_to_longest=pad_to_longest,
+        )
 
     def _normalize(self, codes: Any) -> Any:
         flat = codes.values
