@@ -32,6 +32,10 @@ EXPECTED_API = {
     "get_num_image_channels",
     "load_module_spec",
     "register_module_for_export",
+    "text_embedding_column",
+    "text_embedding_column_v2",
+    "sparse_text_embedding_column",
+    "image_embedding_column",
     "ArchiveTooLargeError",
     "CacheError",
     "ConfigError",
@@ -45,6 +49,14 @@ EXPECTED_API = {
     "ProtocolError",
     "RemoteNotFoundError",
     "UsageError",
+    "CommonSignatureError",
+    "ConversionError",
+    "ModelNameError",
+    "PublishError",
+    "SlowTransferError",
+    "StorageError",
+    "UnsafeOpsError",
+    "UnscannableError",
     "__version__",
     "load",
     "register_resolver",
@@ -54,6 +66,7 @@ EXPECTED_API = {
 
 def test_all_is_exactly_the_public_api():
     assert set(hub.__all__) == EXPECTED_API
+    assert set(errors.__all__) <= set(hub.__all__)  # every error is catchable as hub.<Name>
     for name in hub.__all__:
         assert getattr(hub, name) is not None, name
 
