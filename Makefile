@@ -25,10 +25,12 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	apt-get update -qq && apt-get install -y -qq chromium
 
+# Two workers, each taking whole test files (so module and session fixtures are built once per
+# worker). Hypothesis runs its quick "dev" profile here and the thorough "ci" one when CI is set.
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check src tests examples
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)
 	command -v nginx >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx)
