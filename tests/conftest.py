@@ -95,3 +95,24 @@ def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         yield endpoint
     finally:
         server.stop()
+
+
+# The files that take longest run first, so that `make test`'s two xdist workers (whole files
+# each, in collection order) finish together instead of one waiting on a long last file.
+_LONGEST_FIRST = (
+    "test_demo.py",
+    "test_server.py",
+    "test_sentence_transformer.py",
+    "test_server_s3.py",
+    "test_compat.py",
+    "test_finetune.py",
+    "test_unsafe_ops.py",
+    "test_fastpath.py",
+    "test_text_embedding.py",
+    "test_tf1_compat.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole
