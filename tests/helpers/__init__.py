@@ -3,8 +3,9 @@
 * :mod:`tests.helpers.models`: small real SavedModels and a TF1 Hub module, built on demand.
 * :mod:`tests.helpers.tf1_modules`: ``module_fn``s for ``hub.create_module_spec``.
 * :mod:`tests.helpers.hub`: the hub server (``tfhub serve``) as a real process, publishing.
-* :mod:`tests.helpers.crash`: a hosting route that stops at a given byte, for kill points.
-* here: :data:`REPO` and :func:`run_python` (a fresh interpreter, for process-wide TF settings).
+* :mod:`tests.helpers.routes`: a hosting route that stops at a given byte (kill points).
+* here: :data:`REPO`, :func:`python_env` (this checkout first on a child's path) and
+  :func:`run_python` (a fresh interpreter, for process-wide TF settings).
 """
 
 from __future__ import annotations
