@@ -25,11 +25,15 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	apt-get update -qq && apt-get install -y -qq chromium
 
+# Two workers, each taking whole test files (so module and session fixtures are built once per
+# worker) in collection order: conftest puts the longest files first (xdist would otherwise
+# start with the files holding most tests and leave a long one for the end). Hypothesis runs
+# its quick "dev" profile here and the thorough "ci" one when CI is set.
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check src tests examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	command -v nginx >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx)

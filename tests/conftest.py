@@ -1,19 +1,26 @@
-"""Shared fixtures: an isolated cache per test, real SavedModels, a real local HTTP server."""
+"""Shared fixtures: an isolated cache per test, real SavedModels, a real local HTTP server.
+
+Helpers (functions, classes, constants) live in :mod:`tests.helpers`; nothing imports this file.
+Hypothesis runs the ``ci`` profile (thorough) when ``CI`` is set, else ``dev`` (quick);
+``HYPOTHESIS_PROFILE=ci`` picks one explicitly.
+"""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-REPO = Path(__file__).resolve().parent.parent
+_HYPOTHESIS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("ci", max_examples=300, **_HYPOTHESIS)
+settings.register_profile("dev", max_examples=40, **_HYPOTHESIS)
+_ON_CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if _ON_CI else "dev"))
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +48,7 @@ def cache_dir(_isolated_env: Path) -> Path:
 @pytest.fixture(scope="session")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Real models built once per session: mul, flag, text, dict (TF2) and tf1 (TF1 Hub)."""
-    from tests import models as m
+    from tests.helpers import models as m
 
     root = tmp_path_factory.mktemp("models")
     return {
@@ -55,7 +62,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture()
 def server(models: dict[str, Path]) -> Iterator[object]:
-    """A hosting-protocol server on 127.0.0.1 serving every model as test/<name>/1."""
+    """A hosting-protocol server (``tfhub.testing.HostingServer``, not the hub) on 127.0.0.1
+    serving every model as test/<name>/1. Hub servers are named ``hub`` in the tests."""
     from tfhub.testing import HostingServer
 
     with HostingServer({f"test/{k}/1": v for k, v in models.items()}) as srv:
@@ -89,20 +97,22 @@ def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         server.stop()
 
 
-def run_python(code: str, *, env: dict[str, str] | None = None, timeout: float = 300) -> str:
-    """Runs ``code`` in a fresh interpreter (for process-wide TF settings); returns stdout."""
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-        cwd=REPO,
-    )
-    if proc.returncode != 0:
-        raise AssertionError(
-            f"subprocess failed ({proc.returncode}):\nstdout:\n{proc.stdout}\nstderr:\n"
-            f"{proc.stderr[-6000:]}"
-        )
-    return proc.stdout
+# The files that take longest run first, so that `make test`'s two xdist workers (whole files
+# each, in collection order) finish together instead of one waiting on a long last file.
+_LONGEST_FIRST = (
+    "test_demo.py",
+    "test_server.py",
+    "test_sentence_transformer.py",
+    "test_server_s3.py",
+    "test_compat.py",
+    "test_finetune.py",
+    "test_unsafe_ops.py",
+    "test_fastpath.py",
+    "test_text_embedding.py",
+    "test_tf1_compat.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole

@@ -10,7 +10,7 @@ import tempfile
 import pytest
 
 import tfhub as hub
-from tests.conftest import REPO
+from tests.helpers import REPO
 from tfhub import config, errors
 
 EXPECTED_API = {

@@ -17,8 +17,7 @@ import pytest
 import tensorflow as tf
 
 import tfhub as hub
-from tests import models
-from tests.conftest import REPO, run_python
+from tests.helpers import REPO, models, run_python
 from tfhub import cli
 
 v1 = tf.compat.v1

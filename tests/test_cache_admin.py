@@ -13,7 +13,7 @@ import tarfile
 import time
 
 import tfhub
-from tests.conftest import REPO
+from tests.helpers import REPO
 from tfhub import cli
 from tfhub.handles import cache
 from tfhub.testing import HostingServer, send

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 from tfhub import cli
 from tfhub.handles import cache
 

@@ -13,11 +13,10 @@ import requests
 import tensorflow as tf
 
 import tfhub as hub
-from tests import models as test_models
-from tests import tf1_modules as mods
-from tests.conftest import REPO
-from tests.server_helpers import HubServer, publish
-from tests.test_server import DOCS
+from tests.helpers import REPO
+from tests.helpers import models as test_models
+from tests.helpers import tf1_modules as mods
+from tests.helpers.hub import DOCS, HubServer, publish
 from tfhub import cli
 from tfhub.exporters.keras_model import export_keras
 from tfhub.server import pages

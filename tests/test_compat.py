@@ -5,7 +5,7 @@ from __future__ import annotations
 import tensorflow_hub  # noqa: F401  (a test dependency: a missing one fails, never skips)
 
 import tfhub as hub
-from tests.conftest import run_python
+from tests.helpers import run_python
 
 
 def test_cache_filled_by_tensorflow_hub_is_reused_offline(server, cache_dir, monkeypatch):

@@ -1,10 +1,9 @@
-"""Many processes at once, and processes killed (SIGKILL) at random points of a download."""
+"""Many processes at once, and processes killed (SIGKILL) at fixed points of a download."""
 
 from __future__ import annotations
 
 import io
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -14,7 +13,8 @@ import time
 import pytest
 
 import tfhub as hub
-from tests.conftest import REPO
+from tests.helpers import python_env
+from tests.helpers.routes import StopAt
 from tfhub.handles import cache
 from tfhub.testing import HostingServer
 
@@ -59,7 +59,7 @@ def _resolver(url: str, env: dict[str, str]) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        env=python_env(env),
     )
 
 
@@ -77,16 +77,43 @@ def test_sixteen_processes_one_download(cache_dir):
     assert not [n for n in os.listdir(cache_dir) if n.endswith((".lock", ".tmp"))]
 
 
-@pytest.mark.parametrize("round_", range(20))
-def test_kill_9_at_a_random_point_never_leaves_a_usable_broken_entry(round_, cache_dir):
-    rng = random.Random(round_)
+# 20 fixed kill points (bytes of the archive sent when the client is killed): before the
+# response, after the headers, in the gzip and tar headers, through the big shard, one byte
+# short, and every byte out (the client then extracts and commits while being killed).
+KILL_POINTS = [None, 0, 1, 10, 100, 512, 1024, 4096, 65536]
+KILL_POINTS += [f"{k}0%" for k in range(1, 10)] + ["all-but-1", "all"]
+
+
+def _stop_offset(point: int | str | None, size: int) -> int | None:
+    if point is None or isinstance(point, int):
+        return point
+    if point == "all":
+        return size
+    if point == "all-but-1":
+        return size - 1
+    return size * int(point.rstrip("%")) // 100
+
+
+def _point_id(point: int | str | None) -> str:
+    if point is None or point == 0:
+        return "before-response" if point is None else "after-headers"
+    return f"{point}B" if isinstance(point, int) else point.replace("%", "pct")
+
+
+@pytest.mark.parametrize("point", KILL_POINTS, ids=_point_id)
+def test_kill_9_at_a_fixed_point_never_leaves_a_usable_broken_entry(point, cache_dir):
     body = _fake_model_tarball(1 << 20)
-    with HostingServer({"pub/big/1": _slow_route(body, 0.6)}) as server:
+    route = StopAt(body, _stop_offset(point, len(body)))
+    with HostingServer({"pub/big/1": route}) as server:
         url = server.url("pub/big/1")
         proc = _resolver(url, {})
-        time.sleep(rng.uniform(0.05, 1.5))  # before, during or after the transfer
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        try:
+            assert route.reached.wait(timeout=120), "the client never reached the kill point"
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            route.release.set()
+        assert proc.returncode == -signal.SIGKILL or point == "all"  # killed, not finished
         entry = cache.entry_path(url)
         # Whatever was left, it is either complete or ignored.
         assert cache.lookup(url) in (None, entry)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import tensorflow as tf
 
-from tests import models as test_models
+from tests.helpers import models as test_models
 from tfhub import protos
 from tfhub.errors import NotAModelError
 from tfhub.tools.inspect import inspect_model

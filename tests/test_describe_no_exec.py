@@ -15,7 +15,7 @@ import sys
 import pytest
 import tensorflow as tf
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 from tfhub.errors import NotAModelError
 from tfhub.tools import inspect as inspect_tool
 

@@ -21,8 +21,8 @@ import pytest
 import tensorflow as tf
 
 import tfhub as hub
-from tests import models as test_models
-from tests import tf1_modules as mods
+from tests.helpers import models as test_models
+from tests.helpers import tf1_modules as mods
 from tfhub import cli
 from tfhub.describe import describe_model_dir, describe_saved_model_object
 from tfhub.describe.objects import spec_of

@@ -18,8 +18,8 @@ import pytest
 import requests
 
 import tfhub as hub
-from tests.conftest import REPO
-from tests.server_helpers import HubServer, publish, tree
+from tests.helpers import REPO
+from tests.helpers.hub import HubServer, publish, tree
 from tfhub import protocol
 from tfhub.handles import cache
 from tfhub.handles.fastpath import parse_files_manifest

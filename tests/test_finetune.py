@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 import tfhub as hub
-from tests.conftest import run_python
+from tests.helpers import run_python
 
 SENTENCES = tf.constant(
     ["good great fine", "great good", "fine good nice", "bad awful", "awful poor bad", "poor bad"]

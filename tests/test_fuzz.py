@@ -1,4 +1,7 @@
-"""Property-based tests (hypothesis) of the parsers that see untrusted input."""
+"""Property-based tests (hypothesis) of the parsers that see untrusted input.
+
+How many examples: the hypothesis profile chosen in conftest (``ci``: 300 per test).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import tfhub as hub
@@ -16,10 +19,7 @@ from tfhub.handles.archive import extract_tar_stream
 from tfhub.handles.registry import check_handle, scheme_of
 from tfhub.server.catalog import ModelNameError, parse_docs, parse_model_path
 
-FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-
-@FAST
 @given(st.one_of(st.text(), st.binary(), st.integers(), st.none()))
 def test_handle_checks_accept_strings_and_refuse_the_rest_with_our_error(value):
     try:
@@ -32,7 +32,6 @@ def test_handle_checks_accept_strings_and_refuse_the_rest_with_our_error(value):
     assert scheme is None or handle.lower().startswith(scheme + "://")
 
 
-@FAST
 @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=80))
 def test_model_paths_are_valid_or_refused_with_a_message(path):
     try:
@@ -44,7 +43,6 @@ def test_model_paths_are_valid_or_refused_with_a_message(path):
     assert name.version is None or name.version > 0
 
 
-@FAST
 @given(st.text(max_size=400))
 def test_docs_parser_returns_a_title_or_a_value_error(text):
     try:
@@ -81,7 +79,6 @@ def _archive(members) -> bytes:
     return buf.getvalue()
 
 
-@FAST
 @given(st.one_of(_members.map(_archive), st.binary(max_size=300)))
 def test_tar_reader_writes_inside_or_raises_archive_error(body):
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import tfhub as hub
-from tests.conftest import run_python
+from tests.helpers import run_python
 from tests.test_keras3_text_classifier import child_env
 
 X = np.arange(6, dtype=np.float32).reshape(2, 3)

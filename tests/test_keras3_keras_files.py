@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import tfhub as hub
-from tests.conftest import run_python
+from tests.helpers import run_python
 from tests.test_keras3_text_classifier import SENTENCES, child_env, dense_weights
 
 

@@ -12,7 +12,7 @@ import tensorflow as tf
 import tensorflow_hub.resolver as their_resolver
 
 import tfhub as hub
-from tests.conftest import run_python
+from tests.helpers import run_python
 from tests.test_keras3_text_classifier import child_env
 
 

@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 import tfhub as hub
-from tests.conftest import REPO, run_python
+from tests.helpers import REPO, run_python
 
 SENTENCES = ["good movie", "bad film", "great", "awful stuff"]
 LABELS = [1, 0, 1, 0]

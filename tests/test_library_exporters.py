@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import tfhub as hub
-from tests import tf1_modules as mods
+from tests.helpers import tf1_modules as mods
 
 v1 = tf.compat.v1
 

@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 import tfhub as hub
-from tests.conftest import REPO
+from tests.helpers import REPO
 from tfhub.savedmodel import keras_layer, legacy_keras_layer
 from tfhub.savedmodel.layer_common import LayerOptions
 

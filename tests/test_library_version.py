@@ -9,7 +9,7 @@ import threading
 import pytest
 
 import tfhub
-from tests.conftest import REPO
+from tests.helpers import REPO
 from tfhub import cli
 from tfhub.errors import RemoteNotFoundError
 

@@ -8,8 +8,7 @@ import shutil
 import pytest
 from playwright import sync_api
 
-from tests.server_helpers import HubServer, publish
-from tests.test_server import DOCS
+from tests.helpers.hub import DOCS, HubServer, publish
 from tfhub.testing import make_tarball
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -21,7 +21,7 @@ import pytest
 import tensorflow as tf
 
 import tfhub as hub
-from tests import tf1_modules as mods
+from tests.helpers import tf1_modules as mods
 from tfhub import safety
 from tfhub.errors import ConfigError, UnsafeOpsError, UsageError
 from tfhub.safety import allowlist

@@ -330,7 +330,6 @@ def test_reusable_saved_model_attributes_and_keras_layer(exported, monkeypatch):
     assert len(enc_layer.trainable_weights) == 5 + 6 * 16 + 2
 
 
-@pytest.mark.slow
 def test_fine_tuning_a_classifier_on_the_sentence_embedding(exported):
     import keras
     import tensorflow as tf
@@ -439,7 +438,6 @@ def test_corrupt_weights(tmp_path):
         import_sentence_transformer(model, tmp_path / "out")
 
 
-@pytest.mark.slow
 def test_a_failure_while_saving_leaves_nothing_behind(tmp_path):
     model = _copy_checkpoint(tmp_path / "model")
     _edit_json(model / "config.json", num_hidden_layers=7)  # no weights for layer 6

@@ -10,66 +10,73 @@ import os
 import subprocess
 import sys
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
 
 import tfhub as hub
-from tests.conftest import REPO, run_python
-from tests.server_helpers import TOKEN, HubServer, publish, tree
+from tests.helpers import python_env, run_python
+from tests.helpers.hub import DOCS, TOKEN, HubServer, publish, tree
 from tfhub.testing import make_tarball
 
-DOCS = """# Module test/mul/1
-Multiplies its input by a trained scalar.
+UPLOAD_LIMIT = {"TFHUB_MAX_UPLOAD_BYTES": "400000"}
 
-<!-- module-type: text-embedding -->
-<!-- fine-tunable: true -->
-<!-- format: saved_model_2 -->
-<!-- license: mit -->
-<!-- network-architecture: scalar -->
-<!-- language: en -->
 
-## Overview
-It is *tiny*. <script>alert(1)</script>
-"""
+@pytest.fixture(scope="module")
+def hub_server(tmp_path_factory, models):
+    """One `tfhub serve` for the tests that read or are refused (none adds a version), with
+    test/mul/1 (with DOCS) and other/dict/1 published up front; ``hub_server.bodies`` holds the
+    archives as uploaded."""
+    with HubServer(str(tmp_path_factory.mktemp("hub") / "store"), env=UPLOAD_LIMIT) as srv:
+        srv.bodies = {
+            "test/mul/1": make_tarball(models["mul"]),
+            "other/dict/1": make_tarball(models["dict"]),
+        }
+        assert (
+            publish(srv.url, "test/mul/1", srv.bodies["test/mul/1"], docs=DOCS).status_code == 201
+        )
+        assert publish(srv.url, "other/dict/1", srv.bodies["other/dict/1"]).status_code == 201
+        yield srv
 
 
 @pytest.fixture()
-def server(tmp_path):
-    srv = HubServer(str(tmp_path / "store"), env={"TFHUB_MAX_UPLOAD_BYTES": "400000"})
-    try:
+def new_hub_server(tmp_path):
+    """A `tfhub serve` of its own, on an empty store at tmp_path/store, for tests that publish."""
+    with HubServer(str(tmp_path / "store"), env=UPLOAD_LIMIT) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
-def test_publish_then_load_by_url_with_our_client_and_tensorflow_hub(server, models, tmp_path):
-    resp = publish(server.url, "test/mul/1", make_tarball(models["mul"]), docs=DOCS)
+def test_publish_then_load_by_url_with_our_client_and_tensorflow_hub(
+    new_hub_server, models, tmp_path
+):
+    resp = publish(new_hub_server.url, "test/mul/1", make_tarball(models["mul"]), docs=DOCS)
     assert resp.status_code == 201, resp.text
     record = resp.json()
     assert record["format"] == "saved_model_2" and record["version"] == 1
     sigs = record["info"]["variants"][0]["signatures"]["serving_default"]
     assert sigs["inputs"]["inputs"]["dtype"] == "float32"
-    obj = hub.load(f"{server.url}/test/mul/1")
+    obj = hub.load(f"{new_hub_server.url}/test/mul/1")
     np.testing.assert_allclose(obj(np.float32(3.0)), 6.0)
-    assert publish(server.url, "test/mul/2", make_tarball(models["flag"])).status_code == 201
-    latest = hub.resolve(f"{server.url}/test/mul")  # unversioned → latest (v2)
+    assert (
+        publish(new_hub_server.url, "test/mul/2", make_tarball(models["flag"])).status_code == 201
+    )
+    latest = hub.resolve(f"{new_hub_server.url}/test/mul")  # unversioned → latest (v2)
     assert os.path.isfile(os.path.join(latest, "saved_model.pb"))
     out = run_python(
         f"""
         import tensorflow_hub as tfh
-        print(float(tfh.load("{server.url}/test/mul/1")(3.0)))
+        print(float(tfh.load("{new_hub_server.url}/test/mul/1")(3.0)))
         """,
         env={"TFHUB_CACHE_DIR": str(tmp_path / "their-cache")},
     )
     assert out.split()[-1] == "6.0"
 
 
-def test_archive_headers_ranges_and_etag(server, models):
-    body = make_tarball(models["text"])
-    assert publish(server.url, "test/text/1", body).status_code == 201
-    url = f"{server.url}/test/text/1?tf-hub-format=compressed"
+def test_archive_headers_ranges_and_etag(hub_server):
+    body = hub_server.bodies["test/mul/1"]
+    url = f"{hub_server.url}/test/mul/1?tf-hub-format=compressed"
     full = requests.get(url, timeout=30)
     assert full.status_code == 200 and full.content == body
     sha = hashlib.sha256(body).hexdigest()
@@ -88,32 +95,31 @@ def test_archive_headers_ranges_and_etag(server, models):
         requests.get(url, headers={"Range": f"bytes={len(body)}-"}, timeout=30).status_code == 416
     )
     assert requests.get(url, headers={"If-None-Match": f'"{sha}"'}, timeout=30).status_code == 304
-    unversioned = requests.get(f"{server.url}/test/text?tf-hub-format=compressed", timeout=30)
+    unversioned = requests.get(f"{hub_server.url}/test/mul?tf-hub-format=compressed", timeout=30)
     assert unversioned.content == body and unversioned.headers["Cache-Control"] == "no-cache"
 
 
-def test_uncompressed_format_is_refused_clearly(server, models, monkeypatch):
-    publish(server.url, "test/mul/1", make_tarball(models["mul"]))
-    resp = requests.get(f"{server.url}/test/mul/1?tf-hub-format=uncompressed", timeout=30)
+def test_uncompressed_format_is_refused_clearly(hub_server, monkeypatch):
+    resp = requests.get(f"{hub_server.url}/test/mul/1?tf-hub-format=uncompressed", timeout=30)
     assert resp.status_code == 406 and "compressed only" in resp.text
     monkeypatch.setenv("TFHUB_MODEL_LOAD_FORMAT", "UNCOMPRESSED")
     with pytest.raises(hub.ProtocolError, match="received code 406"):
-        hub.resolve(f"{server.url}/test/mul/1")
+        hub.resolve(f"{hub_server.url}/test/mul/1")
 
 
-def test_versions_are_immutable(server, models, tmp_path):
-    assert publish(server.url, "test/mul/1", make_tarball(models["mul"])).status_code == 201
-    before = tree(tmp_path / "store")
-    again = publish(server.url, "test/mul/1", make_tarball(models["flag"]))
+def test_versions_are_immutable(hub_server, models):
+    before = tree(Path(hub_server.root))
+    again = publish(hub_server.url, "test/mul/1", make_tarball(models["flag"]))
     assert again.status_code == 409 and "immutable" in again.json()["error"]
-    assert tree(tmp_path / "store") == before
+    assert tree(Path(hub_server.root)) == before
 
 
-def test_concurrent_publishes_of_one_version(server, models, tmp_path):
+def test_concurrent_publishes_of_one_version(new_hub_server, models, tmp_path):
     bodies = [make_tarball(models["mul"]), make_tarball(models["flag"])] * 2
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         statuses = sorted(
-            r.status_code for r in pool.map(lambda b: publish(server.url, "test/race/1", b), bodies)
+            r.status_code
+            for r in pool.map(lambda b: publish(new_hub_server.url, "test/race/1", b), bodies)
         )
     assert statuses == [201, 409, 409, 409]
     archives = [p for p in (tmp_path / "store").rglob("*.tar.gz")]
@@ -132,8 +138,8 @@ def test_concurrent_publishes_of_one_version(server, models, tmp_path):
         ("test/.hidden/1", 400, "may not start with '.'"),
     ],
 )
-def test_bad_names(server, models, name, status, message):
-    resp = publish(server.url, name, make_tarball(models["mul"]))
+def test_bad_names(hub_server, models, name, status, message):
+    resp = publish(hub_server.url, name, make_tarball(models["mul"]))
     assert resp.status_code == status and message in resp.json()["error"]
 
 
@@ -178,18 +184,18 @@ def _tar(members):
         (_tar([("saved_model.pb", b"x"), ("../escape", b"x")]), 422, "outside the model"),
     ],
 )
-def test_bad_uploads_change_nothing(server, tmp_path, body, status, message):
-    before = tree(tmp_path / "store")
-    resp = publish(server.url, "test/bad/1", body)
+def test_bad_uploads_change_nothing(hub_server, body, status, message):
+    before = tree(Path(hub_server.root))
+    resp = publish(hub_server.url, "test/bad/1", body)
     assert resp.status_code == status, resp.text
     assert message in resp.json()["error"]
-    assert tree(tmp_path / "store") == before
-    assert requests.get(f"{server.url}/api/models/test/bad/1", timeout=30).status_code == 404
+    assert tree(Path(hub_server.root)) == before
+    assert requests.get(f"{hub_server.url}/api/models/test/bad/1", timeout=30).status_code == 404
 
 
-def test_malformed_multipart_is_a_400(server):
+def test_malformed_multipart_is_a_400(hub_server):
     resp = requests.post(
-        f"{server.url}/api/models/test/m/1",
+        f"{hub_server.url}/api/models/test/m/1",
         data=b"garbage",
         headers={
             "Authorization": f"Bearer {TOKEN}",
@@ -200,38 +206,36 @@ def test_malformed_multipart_is_a_400(server):
     assert resp.status_code == 400, resp.text
 
 
-def test_bad_docs_are_refused(server, models):
-    resp = publish(server.url, "test/mul/1", make_tarball(models["mul"]), docs="no title\n")
+def test_bad_docs_are_refused(hub_server, models):
+    resp = publish(hub_server.url, "test/docs/1", make_tarball(models["mul"]), docs="no title\n")
     assert resp.status_code == 422 and "Title" in resp.json()["error"]
     resp = publish(
-        server.url, "test/mul/1", make_tarball(models["mul"]), docs="# T\n<!-- bogus: 1 -->\n"
+        hub_server.url, "test/docs/1", make_tarball(models["mul"]), docs="# T\n<!-- bogus: 1 -->\n"
     )
     assert resp.status_code == 422 and "unknown metadata key 'bogus'" in resp.json()["error"]
 
 
-def test_json_api_pages_and_openapi(server, models):
-    publish(server.url, "test/mul/1", make_tarball(models["mul"]), docs=DOCS)
-    publish(server.url, "other/dict/1", make_tarball(models["dict"]))
-    everything = requests.get(f"{server.url}/api/models", timeout=30).json()
+def test_json_api_pages_and_openapi(hub_server):
+    everything = requests.get(f"{hub_server.url}/api/models", timeout=30).json()
     assert [(m["publisher"], m["model"]) for m in everything] == [
         ("other", "dict"),
         ("test", "mul"),
     ]
-    found = requests.get(f"{server.url}/api/models", params={"q": "multiplies"}, timeout=30)
+    found = requests.get(f"{hub_server.url}/api/models", params={"q": "multiplies"}, timeout=30)
     assert [m["model"] for m in found.json()] == ["mul"]
     by_type = requests.get(
-        f"{server.url}/api/models", params={"module_type": "text-embedding"}, timeout=30
+        f"{hub_server.url}/api/models", params={"module_type": "text-embedding"}, timeout=30
     ).json()
     assert [m["model"] for m in by_type] == ["mul"]
-    model = requests.get(f"{server.url}/api/models/test/mul", timeout=30).json()
+    model = requests.get(f"{hub_server.url}/api/models/test/mul", timeout=30).json()
     assert model["versions"] == [1] and model["latest"]["docs"]["title"] == "Module test/mul/1"
-    assert requests.get(f"{server.url}/api/models/test/none", timeout=30).status_code == 404
-    page = requests.get(f"{server.url}/test/mul/1", timeout=30)
+    assert requests.get(f"{hub_server.url}/api/models/test/none", timeout=30).status_code == 404
+    page = requests.get(f"{hub_server.url}/test/mul/1", timeout=30)
     assert page.headers["content-type"].startswith("text/html")
     html = page.text
     for expected in (
         "Multiplies its input",
-        f"hub.KerasLayer(&quot;{server.url}/test/mul/1",
+        f"hub.KerasLayer(&quot;{hub_server.url}/test/mul/1",
         "serving_default",
         "float32",
         "mit",
@@ -240,32 +244,32 @@ def test_json_api_pages_and_openapi(server, models):
     ):
         assert expected in html, expected
     assert "<script>alert(1)</script>" not in html  # docs HTML is escaped
-    spec = requests.get(f"{server.url}/openapi.json", timeout=30).json()
+    spec = requests.get(f"{hub_server.url}/openapi.json", timeout=30).json()
     assert "/api/models" in spec["paths"] and "put" in spec["paths"]["/api/models/{path}"]
-    assert requests.get(f"{server.url}/nobody/nothing/1", timeout=30).status_code == 404
-    logs = server.wait_for_log("GET /nobody/nothing/1 404")
+    assert requests.get(f"{hub_server.url}/nobody/nothing/1", timeout=30).status_code == 404
+    logs = hub_server.wait_for_log("GET /nobody/nothing/1 404")
     assert "tfhub.server.access: POST /api/models/test/mul/1 201" in logs
     assert "GET /nobody/nothing/1 404" in logs
 
 
-def test_cli_publish_download_inspect_and_cache(server, models, tmp_path):
-    env = {**os.environ, "TFHUB_TOKEN": TOKEN, "PYTHONPATH": str(REPO)}
+def test_cli_publish_download_inspect_and_cache(new_hub_server, models, tmp_path):
+    env = python_env({"TFHUB_TOKEN": TOKEN})
     docs = tmp_path / "docs.md"
     docs.write_text(DOCS)
     cmd = [sys.executable, "-m", "tfhub.cli"]
     out = subprocess.run(
-        [*cmd, "publish", str(models["tf1"]), "test/tf1/1", "--server", server.url,
+        [*cmd, "publish", str(models["tf1"]), "test/tf1/1", "--server", new_hub_server.url,
          "--docs", str(docs)],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "published test/tf1/1 (hub" in out.stdout
     again = subprocess.run(
-        [*cmd, "publish", str(models["tf1"]), "test/tf1/1", "--server", server.url],
+        [*cmd, "publish", str(models["tf1"]), "test/tf1/1", "--server", new_hub_server.url],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     assert again.returncode == 4 and "409" in again.stderr  # the server refused
-    url = f"{server.url}/test/tf1/1"
+    url = f"{new_hub_server.url}/test/tf1/1"
     path = subprocess.run(
         [*cmd, "download", url], capture_output=True, text=True, env=env, timeout=300
     ).stdout.strip()
@@ -282,7 +286,7 @@ def test_cli_publish_download_inspect_and_cache(server, models, tmp_path):
 
 
 def test_publish_to_root_and_static_mirror(models, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = python_env()
     cmd = [sys.executable, "-m", "tfhub.cli"]
     for version, model in ((1, "mul"), (2, "flag")):
         done = subprocess.run(

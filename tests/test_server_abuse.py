@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.server_helpers import TOKEN, HubServer, publish, tree
+from tests.helpers.hub import TOKEN, HubServer, publish, tree
 from tfhub.testing import make_tarball
 
 
@@ -27,7 +27,7 @@ def _raw_put(url: str, path: str, body: bytes, *, send: int, declared: int) -> N
 
 
 @pytest.fixture()
-def server(tmp_path):
+def hub_server(tmp_path):
     srv = HubServer(str(tmp_path / "store"))
     try:
         yield srv
@@ -35,16 +35,16 @@ def server(tmp_path):
         srv.stop()
 
 
-def test_uploads_cut_at_random_points_store_nothing(server, models, tmp_path):
+def test_uploads_cut_at_random_points_store_nothing(hub_server, models, tmp_path):
     body = make_tarball(models["text"])
     rng = random.Random(7)
     for _ in range(10):
-        _raw_put(server.url, "/api/models/test/cut/1", body, send=rng.randrange(len(body)),
+        _raw_put(hub_server.url, "/api/models/test/cut/1", body, send=rng.randrange(len(body)),
                  declared=len(body))  # fmt: skip
     time.sleep(0.5)
     assert tree(tmp_path / "store") == {}
-    assert requests.get(f"{server.url}/api/models/test/cut/1", timeout=30).status_code == 404
-    assert publish(server.url, "test/cut/1", body).status_code == 201  # still serving
+    assert requests.get(f"{hub_server.url}/api/models/test/cut/1", timeout=30).status_code == 404
+    assert publish(hub_server.url, "test/cut/1", body).status_code == 201  # still serving
 
 
 def test_server_killed_mid_upload_leaves_nothing_visible(tmp_path, models):
@@ -76,8 +76,8 @@ def test_server_killed_mid_upload_leaves_nothing_visible(tmp_path, models):
         second.stop()
 
 
-def test_slow_clients_do_not_block_others(server, models):
-    parts = urlsplit(server.url)
+def test_slow_clients_do_not_block_others(hub_server, models):
+    parts = urlsplit(hub_server.url)
     slow = []
     for _ in range(20):  # each sends half a request line and then nothing
         s = socket.create_connection((parts.hostname, parts.port), timeout=10)
@@ -85,7 +85,7 @@ def test_slow_clients_do_not_block_others(server, models):
         slow.append(s)
     try:
         start = time.monotonic()
-        assert requests.get(f"{server.url}/api/models", timeout=10).status_code == 200
+        assert requests.get(f"{hub_server.url}/api/models", timeout=10).status_code == 200
         assert time.monotonic() - start < 5
     finally:
         for s in slow:

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.server_helpers import TOKEN, HubServer
+from tests.helpers.hub import TOKEN, HubServer
 
 HEADER_TIMEOUT = 3.0
 

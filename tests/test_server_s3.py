@@ -10,7 +10,7 @@ import pytest
 import requests
 
 import tfhub as hub
-from tests.server_helpers import HubServer, publish
+from tests.helpers.hub import HubServer, publish
 from tfhub.testing import make_tarball
 
 

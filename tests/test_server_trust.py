@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.server_helpers import TOKEN, HubServer, publish, tree
+from tests.helpers.hub import TOKEN, HubServer, publish, tree
 from tfhub import errors
 from tfhub.server import client
 from tfhub.testing import make_tarball

@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 import tfhub as hub
-from tests.conftest import run_python
+from tests.helpers import run_python
 from tfhub import cli
 from tfhub.errors import UsageError
 from tfhub.exporters.text_embedding import export_text_embedding
@@ -492,7 +492,6 @@ def test_arguments_and_export_dir_are_checked(tmp_path, exported):
 # Streaming: memory stays far below the file size
 
 
-@pytest.mark.slow
 def test_large_file_is_streamed(tmp_path):
     n_tokens, dim = 200_000, 50
     rng = np.random.default_rng(0)

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import tfhub as hub
-from tests import tf1_modules as mods
+from tests.helpers import tf1_modules as mods
 
 v1 = tf.compat.v1
 X50 = np.random.default_rng(0).normal(size=(3, 50)).astype(np.float32)

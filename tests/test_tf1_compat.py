@@ -8,20 +8,31 @@ Makefile installs it into .venv/tfhub015. tensorflow_hub 0.16 is a plain test de
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import tfhub as hub
-from tests import tf1_modules as mods
-from tests.conftest import REPO, run_python
+from tests.helpers import run_python
+from tests.helpers import tf1_modules as mods
 
 v1 = tf.compat.v1
-TFHUB015 = REPO / ".venv" / "tfhub015"
-pytestmark = pytest.mark.skipif(
-    not (TFHUB015 / "tensorflow_hub").is_dir(), reason="make install puts tensorflow_hub 0.15 here"
-)
+TFHUB015 = Path(sys.prefix) / "tfhub015"  # beside the virtualenv that runs the tests
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _tensorflow_hub_015_is_installed() -> None:
+    """No silent skip: without the peer package these tests fail, saying how to install it."""
+    if not (TFHUB015 / "tensorflow_hub").is_dir():
+        pytest.fail(
+            f"tensorflow_hub 0.15 is not installed in {TFHUB015}: run `make install`, or "
+            f"`pip install --no-deps --target {TFHUB015} tensorflow_hub==0.15.0`",
+            pytrace=False,
+        )
+
 
 PRELUDE_015 = f"""
 import json, os, sys, types

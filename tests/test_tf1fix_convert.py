@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 import tfhub as hub
-from tests.conftest import REPO, run_python
+from tests.helpers import REPO, run_python
 from tfhub.errors import ConversionError
 from tfhub.exporters.text_embedding import export_text_embedding
 

@@ -14,8 +14,8 @@ import pytest
 import tensorflow as tf
 
 import tfhub as hub
-from tests import tf1_modules as mods
-from tests.conftest import REPO, run_python
+from tests.helpers import REPO, run_python
+from tests.helpers import tf1_modules as mods
 from tfhub import cli
 from tfhub.errors import UsageError
 from tfhub.exporters.text_embedding import export_text_embedding

@@ -7,7 +7,7 @@ import ast
 import re
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 SRC = REPO / "src" / "tfhub"
 

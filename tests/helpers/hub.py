@@ -1,8 +1,7 @@
-"""Running the real hub server (`tfhub serve`) as a subprocess on 127.0.0.1, port 0."""
+"""The real hub server (`tfhub serve`) as a subprocess on 127.0.0.1, port 0, and publishing."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -11,23 +10,33 @@ from pathlib import Path
 
 import requests
 
-import tfhub
-from tests.conftest import REPO
+from tests.helpers import python_env
 
 TOKEN = "s3cret-token"
 
+DOCS = """# Module test/mul/1
+Multiplies its input by a trained scalar.
+
+<!-- module-type: text-embedding -->
+<!-- fine-tunable: true -->
+<!-- format: saved_model_2 -->
+<!-- license: mit -->
+<!-- network-architecture: scalar -->
+<!-- language: en -->
+
+## Overview
+It is *tiny*. <script>alert(1)</script>
+"""
+
 
 class HubServer:
+    """``tfhub serve ROOT`` in its own process (token :data:`TOKEN`), ready once built."""
+
     def __init__(self, root: str, env: dict[str, str] | None = None) -> None:
         self.root = root
-        full_env = {
-            **os.environ,
-            # The server runs the tfhub these tests import (the virtualenv may point elsewhere).
-            "PYTHONPATH": os.pathsep.join([str(Path(tfhub.__file__).parents[1]), str(REPO)]),
-            "TFHUB_PUBLISH_TOKEN": TOKEN,
-            "TF_CPP_MIN_LOG_LEVEL": "3",
-            **(env or {}),
-        }
+        full_env = python_env(
+            {"TFHUB_PUBLISH_TOKEN": TOKEN, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+        )
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tfhub.cli", "serve", root, "--port", "0"],
             stdout=subprocess.PIPE,
@@ -67,6 +76,12 @@ class HubServer:
         while text not in self.logs() and time.monotonic() < deadline:
             time.sleep(0.05)
         return self.logs()
+
+    def __enter__(self) -> HubServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         if self.proc.poll() is None:

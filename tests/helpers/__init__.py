@@ -1,0 +1,44 @@
+"""Helpers the tests import (fixtures stay in ``tests/conftest.py``; nothing imports it).
+
+* :mod:`tests.helpers.models`: small real SavedModels and a TF1 Hub module, built on demand.
+* :mod:`tests.helpers.tf1_modules`: ``module_fn``s for ``hub.create_module_spec``.
+* :mod:`tests.helpers.hub`: the hub server (``tfhub serve``) as a real process, publishing.
+* :mod:`tests.helpers.routes`: a hosting route that stops at a given byte (kill points).
+* here: :data:`REPO`, :func:`python_env` (this checkout first on a child's path) and
+  :func:`run_python` (a fresh interpreter, for process-wide TF settings).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def python_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child Python: this checkout's ``src`` first on the path."""
+    path = [str(REPO / "src"), str(REPO), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p), **(extra or {})}
+
+
+def run_python(code: str, *, env: dict[str, str] | None = None, timeout: float = 300) -> str:
+    """Runs ``code`` in a fresh interpreter (for process-wide TF settings); returns stdout."""
+    full_env = python_env(env)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=REPO,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"subprocess failed ({proc.returncode}):\nstdout:\n{proc.stdout}\nstderr:\n"
+            f"{proc.stderr[-6000:]}"
+        )
+    return proc.stdout
