@@ -141,8 +141,9 @@ def test_string_int_outputs_and_every_signature_are_converted(tmp_path):
 
 def _noisy_module_fn():
     x = v1.placeholder(tf.float32, [None, 4])
-    w = v1.get_variable("w", initializer=tf.ones([4, 2]))
-    # Dropout left on at inference: every run gives other numbers.
+    w = v1.get_variable("w", initializer=tf.ones([4, 64]))
+    # Dropout left on at inference: every run gives other numbers (64 outputs per example, so
+    # two runs keep the same units with probability 2**-192, not the 1/64 of 2 outputs).
     hub.add_signature(inputs=x, outputs=tf.nn.dropout(tf.matmul(x, w), rate=0.5))
 
 
