@@ -130,3 +130,13 @@ def test_tfhub_dev_handle_without_name_resolution_fails_fast_and_says_what_to_do
     start = time.monotonic()
     line = one_error_line(tfhub("resolve", handle, env={"TFHUB_CACHE_DIR": str(tmp_path)}))
     assert time.monotonic() - start < 30 and handle in line
+
+
+def test_an_os_error_is_one_line_naming_the_path_with_status_7(tmp_path):
+    cache = tmp_path / "cache-is-a-file"
+    cache.write_text("x")
+    for command in ("list", "verify", "prune"):
+        proc = tfhub("cache", command, env={"TFHUB_CACHE_DIR": str(cache)})
+        line = one_error_line(proc)
+        assert proc.returncode == 7 and str(cache) in line and "Not a directory" in line
+    assert cache.read_text() == "x"
