@@ -21,14 +21,51 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's start-up log (CUDA probes on a machine without a GPU, the oneDNN banner, CPU
+# feature notes) is noise here: silence it unless the user set these variables. They must be
+# set before TensorFlow is imported; a few lines are written before TensorFlow reads them (by
+# absl, "before absl::InitializeLog()"), so the import's own stderr is filtered too.
+_USER_SET_TF_LOGS = "TF_CPP_MIN_LOG_LEVEL" in os.environ
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # no banner; same numbers on every CPU
+_STARTUP_NOISE = (
+    "All log messages before absl::InitializeLog()",
+    "cudart_stub.cc",
+    "cuda_platform.cc",
+    "Could not find cuda drivers",
+    "oneDNN custom operations",
+    "cpu_feature_guard.cc",
+    "rebuild TensorFlow with the appropriate compiler flags",
+)
 
-import keras
-import numpy as np
-import tensorflow as tf
 
-import tfhub as hub
-from tfhub.testing import HostingServer, start_hub_server
+def _import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with stderr (file descriptor 2) captured; replays every line that is
+    not start-up noise."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode("utf8", "replace").splitlines():
+                if not any(noise in line for noise in _STARTUP_NOISE):
+                    print(line, file=sys.stderr)
+
+
+if not _USER_SET_TF_LOGS:
+    _import_tensorflow_quietly()
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import tfhub as hub  # noqa: E402
+from tfhub.testing import HostingServer, start_hub_server  # noqa: E402
 
 
 class HashedTextEmbedding(tf.train.Checkpoint):

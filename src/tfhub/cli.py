@@ -7,10 +7,14 @@ need it, never by ``tfhub --help``.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
+import os
 import sys
+import time
 from collections.abc import Sequence
+from typing import Any
 
 from tfhub import config
 from tfhub.errors import (
@@ -21,10 +25,13 @@ from tfhub.errors import (
     ModelNotFoundError,
     NotAModelError,
     PublishError,
+    UsageError,
 )
 from tfhub.version import version
 
 __all__ = ["EXIT_CODES", "main"]
+
+logger = logging.getLogger("tfhub.cli")  # also when run as python -m tfhub.cli
 
 # Exit status per error class (the first matching class wins); other errors of ours exit 2.
 EXIT_CODES: tuple[tuple[type[HubError], int], ...] = (
@@ -35,17 +42,29 @@ EXIT_CODES: tuple[tuple[type[HubError], int], ...] = (
     (NotAModelError, 5),
     (CacheError, 6),
 )
+EXIT_OS_ERROR = 7
 _EPILOG = (
     "exit status: 0 ok, 1 check failed (cache verify/rm), 2 usage or other error, "
     "3 model not found (or not cached offline), 4 network/server error or refused publish, "
-    "5 not a valid model or archive, 6 cache not usable"
+    f"5 not a valid model or archive, 6 cache not usable, {EXIT_OS_ERROR} file system or "
+    "operating system error, 130 interrupted. Errors are one line 'tfhub: error: ...'; "
+    "-v adds the traceback."
 )
 
 
 def _cmd_resolve(args: argparse.Namespace) -> int:
     from tfhub.handles.resolve import resolve
 
-    print(resolve(args.handle))
+    logger.info(
+        "Resolving %s (cache %s%s)",
+        args.handle,
+        config.cache_dir(),
+        ", offline" if config.offline() else "",
+    )
+    start = time.monotonic()
+    path = resolve(args.handle)
+    logger.info("Resolved %s to %s in %.1f s", args.handle, path, time.monotonic() - start)
+    print(path)
     return 0
 
 
@@ -80,18 +99,56 @@ def _cmd_import_sentence_transformer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_root(root: str, *, must_exist: bool) -> None:
+    """A local storage root must be a directory (``serve`` creates a missing one)."""
+    if "://" in root:
+        return
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise UsageError(
+            f"ROOT {root} is a file, not a directory: give the hub's storage directory "
+            "(created if missing) or s3://bucket/prefix."
+        )
+    if must_exist and not os.path.isdir(root):
+        raise UsageError(
+            f"ROOT {root} does not exist: give the storage directory of a hub "
+            "(the ROOT of 'tfhub serve ROOT')."
+        )
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
+    _check_root(args.root, must_exist=False)
     from tfhub.server.app import serve
 
-    serve(args.root, host=args.host, port=args.port)
+    try:
+        serve(args.root, host=args.host, port=args.port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(
+                f"Port {args.port} on {args.host} is already in use (another 'tfhub serve'?): "
+                "stop that process, or pick another port with --port N (--port 0 picks a free "
+                "one)."
+            ) from exc
+        if exc.errno == errno.EACCES:
+            raise UsageError(
+                f"Not allowed to listen on port {args.port} of {args.host}: ports below 1024 "
+                "need privileges; pick a port above 1024 with --port N."
+            ) from exc
+        raise
     return 0
 
 
 def _read_docs(path: str | None) -> str | None:
     if path is None:
         return None
-    with open(path, encoding="utf8") as f:
-        return f.read()
+    try:
+        with open(path, encoding="utf8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UsageError(
+            f"--docs {path}: cannot read it ({reason}); give the path of the model's "
+            "Markdown documentation (tfhub.dev docs format), or leave --docs out."
+        ) from exc
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
@@ -101,7 +158,10 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     if args.server:
         record = client.publish_to_server(args.src, args.name, server=args.server, docs=docs)
     else:
+        _check_root(args.root, must_exist=False)
         record = client.publish_to_root(args.src, args.name, root=args.root, docs=docs)
+    for warning in [] if args.quiet else record.get("warnings") or []:
+        print(f"tfhub: warning: documentation {warning}", file=sys.stderr)
     print(
         f"published {record['handle']} ({record['format']}, sha256 {record['archive']['sha256']})"
     )
@@ -123,8 +183,16 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_mirror(args: argparse.Namespace) -> int:
+    from tfhub.server.catalog import Catalog
     from tfhub.server.mirror import export_mirror
+    from tfhub.server.storage import open_storage
 
+    _check_root(args.root, must_exist=True)
+    if not Catalog(open_storage(args.root)).models():
+        raise UsageError(
+            f"ROOT {args.root} holds no published models: give the storage directory of a hub "
+            "(the ROOT of 'tfhub serve ROOT'); nothing was written."
+        )
     count = export_mirror(args.root, args.out)
     print(f"wrote {count} model versions to {args.out}")
     return 0
@@ -199,6 +267,22 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _add_verbosity(parser: argparse.ArgumentParser, *, default: object) -> None:
+    """``-v``/``-q`` before or after the subcommand (a subcommand's own default is SUPPRESS
+    so that it does not undo a ``-v`` given before it)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="log what tfhub does (INFO) and show tracebacks of errors",
+    )
+    group.add_argument(
+        "-q", "--quiet", action="store_true", default=default, help="print errors only"
+    )
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfhub",
@@ -206,29 +290,35 @@ def _build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"tfhub {version()}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
-    sub = parser.add_subparsers(dest="command", required=True)
+    _add_verbosity(parser, default=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _add_verbosity(common, default=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("resolve", help="download and cache a handle; print its local directory")
+    def add(group: Any, name: str, help: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = group.add_parser(name, help=help, parents=[common])
+        return parser
+
+    p = add(sub, "resolve", help="download and cache a handle; print its local directory")
     p.add_argument("handle", help="path or URL of a model")
     p.set_defaults(func=_cmd_resolve)
 
-    p = sub.add_parser("download", help="same as resolve: fetch into the cache, print the path")
+    p = add(sub, "download", help="same as resolve: fetch into the cache, print the path")
     p.add_argument("handle", help="path or URL of a model")
     p.set_defaults(func=_cmd_resolve)
 
-    p = sub.add_parser("inspect", help="format, graph variants, signatures, variables of a model")
+    p = add(sub, "inspect", help="format, graph variants, signatures, variables of a model")
     p.add_argument("handle", help="path or URL of a model")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_inspect)
 
-    p = sub.add_parser("serve", help="run the hub server (hosting protocol, pages, publishing)")
+    p = add(sub, "serve", help="run the hub server (hosting protocol, pages, publishing)")
     p.add_argument("root", help="storage: a directory, or s3://bucket/prefix")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     p.set_defaults(func=_cmd_serve)
 
-    p = sub.add_parser("publish", help="publish a model directory as publisher/model/version")
+    p = add(sub, "publish", help="publish a model directory as publisher/model/version")
     p.add_argument("src", help="the model directory (SavedModel or TF1 Hub module)")
     p.add_argument("name", help="publisher/model/version")
     where = p.add_mutually_exclusive_group(required=True)
@@ -237,10 +327,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--docs", help="Markdown documentation (tfhub.dev docs format)")
     p.set_defaults(func=_cmd_publish)
 
-    p = sub.add_parser("mirror", help="static mirror of a storage root")
+    p = add(sub, "mirror", help="static mirror of a storage root")
     mirror_sub = p.add_subparsers(dest="mirror_command", required=True)
-    export = mirror_sub.add_parser(
-        "export", help="write a tree any static web server can serve to tensorflow_hub"
+    export = add(
+        mirror_sub, "export", help="write a tree any static web server can serve to tensorflow_hub"
     )
     export.add_argument("root", help="storage root of a hub")
     export.add_argument(
@@ -248,7 +338,8 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_mirror)
 
-    p = sub.add_parser(
+    p = add(
+        sub,
         "convert",
         help="convert a TF1 Hub module into a TF2 Reusable SavedModel (outputs checked against "
         "the module in a new process; exit status 2 on a mismatch)",
@@ -257,7 +348,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst", help="directory to write the SavedModel to (must not exist, or be empty)")
     p.set_defaults(func=_cmd_convert)
 
-    p = sub.add_parser(
+    p = add(
+        sub,
         "export-text-embedding",
         help="turn a word-vector file (word2vec/GloVe text or word2vec binary) into a module",
     )
@@ -286,7 +378,8 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_export_text_embedding)
 
-    p = sub.add_parser(
+    p = add(
+        sub,
         "import-sentence-transformer",
         help="convert a local sentence-transformers BERT checkpoint into hub modules",
     )
@@ -294,35 +387,61 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("export_dir", help="gets preprocessor/, encoder/ and sentence_embedding/")
     p.set_defaults(func=_cmd_import_sentence_transformer)
 
-    p = sub.add_parser("cache", help="look at the model cache (TFHUB_CACHE_DIR)")
+    p = add(sub, "cache", help="look at the model cache (TFHUB_CACHE_DIR)")
     cache_sub = p.add_subparsers(dest="cache_command", required=True)
-    cache_sub.add_parser("dir", help="print the cache directory")
-    lst = cache_sub.add_parser(
-        "list", help="list cached models: size, last use, handle, whether complete"
+    add(cache_sub, "dir", help="print the cache directory")
+    lst = add(
+        cache_sub, "list", help="list cached models: size, last use, handle, whether complete"
     )
     lst.add_argument("--json", action="store_true", help="machine-readable output")
-    cache_sub.add_parser("verify", help="re-hash every cached file against its manifest")
-    rm = cache_sub.add_parser("rm", help="remove cached models (by handle or entry name)")
+    add(cache_sub, "verify", help="re-hash every cached file against its manifest")
+    rm = add(cache_sub, "rm", help="remove cached models (by handle or entry name)")
     rm.add_argument("handles", nargs="+")
-    cache_sub.add_parser(
-        "prune", help="remove incomplete entries and your leftovers of dead downloads (locks too)"
+    add(
+        cache_sub,
+        "prune",
+        help="remove incomplete entries and your leftovers of dead downloads (locks too)",
     )
     p.set_defaults(func=_cmd_cache)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the ``tfhub`` command; returns its exit status."""
-    args = _build_parser().parse_args(argv)
+    """Runs the ``tfhub`` command; returns its exit status (see :data:`EXIT_CODES`)."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    verbose, quiet = bool(args.verbose), bool(args.quiet)
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
+        level=logging.ERROR if quiet else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if verbose:
+        logging.getLogger("tfhub").setLevel(logging.INFO)
     try:
         return int(args.func(args))
-    except HubError as exc:
-        print(f"tfhub: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("tfhub: interrupted", file=sys.stderr)
+        return 130
+    except (HubError, OSError) as exc:
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        print(f"tfhub: error: {_one_line(exc)}", file=sys.stderr)
+        if isinstance(exc, OSError) and not isinstance(exc, HubError):
+            return EXIT_OS_ERROR
         return next((code for cls, code in EXIT_CODES if isinstance(exc, cls)), 2)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    filename = getattr(exc, "filename", None) if not isinstance(exc, HubError) else None
+    if filename and str(filename) not in text:
+        text = f"{filename}: {text}"
+    return text
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -48,6 +48,29 @@ KNOWN_METADATA = frozenset(
         "parent-model",
     }
 )
+# Accepted values of the controlled metadata keys (tfhub.dev's validator and tags/*.yaml).
+FORMATS = frozenset({"hub", "saved_model", "saved_model_2"})
+FINE_TUNABLE = frozenset({"true", "false"})
+LICENSES = frozenset(
+    {
+        "apache-2.0",
+        "bsd-2-clause",
+        "bsd-3-clause",
+        "gpl-2.0",
+        "gpl-3.0",
+        "lgpl-2.0",
+        "lgpl-2.1",
+        "lgpl-3.0",
+        "mit",
+        "mpl-2.0",
+        "cddl-1.0",
+        "epl-2.0",
+        "cc-by-nc-4.0",
+        "cc-by-sa-4.0",
+        "custom",
+    }
+)
+TASK_PREFIXES = ("image-", "text-", "audio-", "video-")
 
 
 # Longest accepted names: well past tfhub.dev's, well below the file systems' limits.
@@ -149,7 +172,40 @@ def parse_docs(markdown: str) -> dict[str, Any]:
         body.append(line)
     text = "\n".join(body).strip()
     description = text.split("\n\n")[0].strip() if text else ""
-    return {"title": title, "description": description, "metadata": metadata, "markdown": text}
+    return {
+        "title": title,
+        "description": description,
+        "metadata": metadata,
+        "markdown": text,
+        "warnings": metadata_warnings(metadata),
+    }
+
+
+def metadata_warnings(metadata: dict[str, list[str]]) -> list[str]:
+    """What a publisher should fix in accepted metadata: values outside tfhub.dev's
+    vocabularies (kept as written, but flagged, never silently trusted)."""
+    warnings = []
+
+    def check(key: str, allowed: frozenset[str]) -> None:
+        for value in metadata.get(key, []):
+            if value.strip().lower() not in allowed:
+                warnings.append(
+                    f"metadata {key}: {value!r} is not one of {', '.join(sorted(allowed))}."
+                )
+
+    check("format", FORMATS)
+    check("fine-tunable", FINE_TUNABLE)
+    check("license", LICENSES)
+    for key in ("module-type", "task"):
+        for value in metadata.get(key, []):
+            if not value.strip().lower().startswith(TASK_PREFIXES):
+                warnings.append(
+                    f"metadata {key}: {value!r} is not a task (tasks start with "
+                    f"{', '.join(TASK_PREFIXES)} as in text-embedding)."
+                )
+    if "module-type" in metadata:
+        warnings.append("metadata module-type is the old name of task (removed 2021): use task.")
+    return warnings
 
 
 def body_started(body: list[str]) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 from tfhub import config
 from tfhub.errors import DownloadError, ModelNameError, PublishError, UsageError
 from tfhub.handles.http import session
+from tfhub.progress import byte_bar
 from tfhub.server.packing import pack_model_dir
 
 __all__ = ["pack_model", "publish_to_root", "publish_to_server"]
@@ -31,9 +32,16 @@ def _multipart(archive: Path, docs: str | None, boundary: str) -> Iterator[bytes
         f'--{boundary}\r\nContent-Disposition: form-data; name="model"; '
         'filename="model.tar.gz"\r\nContent-Type: application/gzip\r\n\r\n'
     ).encode()
-    with open(archive, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            yield chunk
+    bar = byte_bar(f"uploading {archive.name}", archive.stat().st_size)
+    try:
+        with open(archive, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                yield chunk
+                if bar is not None:
+                    bar.update(len(chunk))
+    finally:
+        if bar is not None:
+            bar.close()
     if docs is not None:
         yield (
             f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="docs"\r\n'

@@ -189,7 +189,7 @@ def model_page(record: dict[str, Any], versions: list[int], url: str) -> str:
         "Version": str(record["version"]),
         "Fine-tunable": ", ".join(meta.get("fine-tunable", []))
         or ("yes" if record.get("fine_tunable") else "no"),
-        "License": ", ".join(meta.get("license", [])) or "apache-2.0 (assumed)",
+        "License": ", ".join(meta.get("license", [])) or "not stated",
         "Download size": _size(record["archive"]["size"]),
         "Size unpacked": _size(info.get("size_bytes", 0)),
         "Variables": f"{info.get('variables', {}).get('count', 0)}",

@@ -14,6 +14,7 @@ import datetime
 import hashlib
 import hmac
 import json
+import logging
 import shutil
 import tempfile
 import uuid
@@ -27,6 +28,8 @@ from tfhub.handles.archive import extract_tar_stream
 from tfhub.handles.cache import Manifest
 from tfhub.server.catalog import Catalog, ModelName, parse_docs
 from tfhub.server.validate import validate_model
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["BLOCK_SIZE", "PublishError", "Publisher", "Tokens", "blob_key"]
 
@@ -205,6 +208,9 @@ class Publisher:
                 parsed_docs = parse_docs(docs)
             except ValueError as exc:
                 raise PublishError(f"Invalid documentation: {exc}", status=422) from exc
+        warnings = parsed_docs.pop("warnings", []) if parsed_docs else []
+        for warning in warnings:
+            logger.warning("%s: documentation %s", name.path, warning)
         unpacked = self.workdir / f"unpacked-{uuid.uuid4().hex}"
         unpacked.mkdir()
         try:
@@ -231,6 +237,7 @@ class Publisher:
             "archive": {"key": archive_key, "size": upload.size, "sha256": sha256},
             "blobs": blobs,
             "docs": parsed_docs,
+            "warnings": warnings,
             "published_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         }
         storage = self.catalog.storage
