@@ -119,7 +119,7 @@ _JSON = st.recursive(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)  # examples from the profile (conftest: ci or dev)
 @given(
     st.sampled_from(["version", "block_size", "files", "path", "size", "sha256", "url", "blocks"]),
     _JSON,

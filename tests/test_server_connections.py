@@ -19,7 +19,7 @@ HEADER_TIMEOUT = 3.0
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def hub_server(tmp_path_factory):
     srv = HubServer(
         str(tmp_path_factory.mktemp("store")),
         env={"TFHUB_HEADER_TIMEOUT": str(HEADER_TIMEOUT), "TFHUB_MAX_CONNECTIONS_PER_CLIENT": "64"},
@@ -64,44 +64,44 @@ def _answered_fast(url: str, count: int = 5) -> list[float]:
     return times
 
 
-def test_a_thousand_idle_connections_from_one_address_leave_others_answered(server):
+def test_a_thousand_idle_connections_from_one_address_leave_others_answered(hub_server):
     idle = []
     try:
         for i in range(1000):  # half of them send part of a request line, then nothing
-            sock = _connect(server.url, "127.0.0.2")
+            sock = _connect(hub_server.url, "127.0.0.2")
             if i % 2:
                 sock.sendall(b"GET /api/mod")
             idle.append(sock)
-        assert max(_answered_fast(server.url)) < 1.0
+        assert max(_answered_fast(hub_server.url)) < 1.0
         # The address's cap: at most 64 of them are held, the rest were refused and closed.
         held = [s for s in idle if not _closed_by_server(s, 0.01)]
         assert len(held) <= 64
         # The held ones are closed once they miss the request-head deadline.
         time.sleep(HEADER_TIMEOUT)
         assert all(_closed_by_server(s, 3.0) for s in held)
-        assert max(_answered_fast(server.url)) < 1.0
+        assert max(_answered_fast(hub_server.url)) < 1.0
     finally:
         for sock in idle:
             sock.close()
 
 
-def test_the_per_address_cap_answers_503_and_spares_other_addresses(server):
-    held = [_connect(server.url, "127.0.0.3") for _ in range(64)]
+def test_the_per_address_cap_answers_503_and_spares_other_addresses(hub_server):
+    held = [_connect(hub_server.url, "127.0.0.3") for _ in range(64)]
     try:
         time.sleep(0.2)
-        extra = _connect(server.url, "127.0.0.3")
+        extra = _connect(hub_server.url, "127.0.0.3")
         extra.settimeout(5)
         answer = extra.recv(4096)
         assert answer.startswith(b"HTTP/1.1 503") and b"Too many connections" in answer
         extra.close()
-        assert max(_answered_fast(server.url)) < 1.0  # 127.0.0.1 is not affected
+        assert max(_answered_fast(hub_server.url)) < 1.0  # 127.0.0.1 is not affected
     finally:
         for sock in held:
             sock.close()
 
 
-def test_a_request_head_sent_byte_by_byte_is_cut_at_the_deadline(server):
-    sock = _connect(server.url, "127.0.0.1")
+def test_a_request_head_sent_byte_by_byte_is_cut_at_the_deadline(hub_server):
+    sock = _connect(hub_server.url, "127.0.0.1")
     start = time.monotonic()
     try:
         head = b"GET /api/models HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 1000
@@ -119,8 +119,8 @@ def test_a_request_head_sent_byte_by_byte_is_cut_at_the_deadline(server):
         sock.close()
 
 
-def test_keep_alive_connections_get_the_same_deadline_for_their_next_request(server):
-    sock = _connect(server.url, "127.0.0.1")
+def test_keep_alive_connections_get_the_same_deadline_for_their_next_request(hub_server):
+    sock = _connect(hub_server.url, "127.0.0.1")
     try:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert sock.recv(65536).startswith(b"HTTP/1.1 200")
@@ -132,10 +132,10 @@ def test_keep_alive_connections_get_the_same_deadline_for_their_next_request(ser
         sock.close()
 
 
-def test_a_slow_upload_body_is_not_cut_by_the_request_head_deadline(server):
+def test_a_slow_upload_body_is_not_cut_by_the_request_head_deadline(hub_server):
     """A complete request head stops the clock: a long upload keeps going."""
     body = b"not a tarball" * 100
-    sock = _connect(server.url, "127.0.0.1")
+    sock = _connect(hub_server.url, "127.0.0.1")
     try:
         sock.sendall(
             (
