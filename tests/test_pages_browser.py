@@ -66,6 +66,8 @@ def test_catalog_search_filters_and_copy_snippet(hub_with_models, page, tmp_path
     assert page.locator("h1").inner_text() == "Module test/mul/1"
     page.screenshot(path=str(tmp_path / "model-page.png"), full_page=True)
     page.click("#copy")
-    page.wait_for_function("document.getElementById('copy').textContent === 'Copied'")
+    # A locator assertion, not wait_for_function: polling a string predicate makes Playwright
+    # eval it in the page, which the page's CSP rightly refuses (no 'unsafe-eval').
+    sync_api.expect(page.locator("#copy")).to_have_text("Copied")
     copied = page.evaluate("navigator.clipboard.readText()")
     assert copied == f'hub.KerasLayer("{url}/test/mul")'
