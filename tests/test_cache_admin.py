@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 
 import tfhub
-from tests.helpers import REPO
+from tests.helpers import REPO, tar_gz
 from tfhub import cli
 from tfhub.handles import cache
 from tfhub.testing import HostingServer, send
@@ -26,22 +24,12 @@ FILES = {
 SIZE = sum(map(len, FILES.values()))
 
 
-def _tarball() -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in FILES.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def _resolve(url: str) -> str:
     return str(tfhub.resolve(url))
 
 
 def _server() -> HostingServer:
-    body = _tarball()
+    body = tar_gz(FILES)
     return HostingServer({"a/m/1": lambda h: send(h, body), "b/m/1": lambda h: send(h, body)})
 
 
@@ -127,7 +115,7 @@ def _slow(body: bytes):
 
 def test_prune_after_kill_9_leaves_no_stray_lock(cache_dir, capsys):
     """A resolve killed mid-download leaves its lock and temp dir; prune removes both."""
-    with HostingServer({"m": _slow(_tarball())}) as srv:
+    with HostingServer({"m": _slow(tar_gz(FILES))}) as srv:
         url = srv.url("m")
         proc = subprocess.Popen(
             [sys.executable, "-c", "import tfhub, sys; tfhub.resolve(sys.argv[1])", url],

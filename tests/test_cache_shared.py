@@ -11,7 +11,6 @@ files manifest and ranged blobs, served by a route below).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -19,7 +18,6 @@ import site
 import stat
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -29,6 +27,7 @@ from pathlib import Path
 import pytest
 
 import tfhub
+from tests.helpers import tar_gz
 from tfhub import protocol
 from tfhub.handles import cache as hubcache
 from tfhub.testing import HostingServer, send
@@ -43,16 +42,6 @@ FILES = {
 }
 _BLOCK = 64 << 10
 _SRC = str(Path(tfhub.__file__).resolve().parent.parent)
-
-
-def _tarball() -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in FILES.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def _files_manifest() -> bytes:
@@ -78,7 +67,7 @@ def _model_route(h) -> None:
     if protocol.FILES_MEDIA_TYPE in h.headers.get("Accept", ""):
         send(h, _files_manifest(), headers=(("Content-Type", protocol.FILES_MEDIA_TYPE),))
     else:
-        send(h, _tarball(), headers=(("Content-Type", "application/gzip"),))
+        send(h, tar_gz(FILES), headers=(("Content-Type", "application/gzip"),))
 
 
 def _blob_route(data: bytes):
@@ -391,7 +380,7 @@ def test_group_members_see_each_others_download_progress(scratch):
     """B waits on A's lock with a 2 s lock timeout while A's download takes about 6 s: B sees
     A's temp directory grow (it is 0750 in a group-shared cache), so it never takes the lock
     over, and the server sends the model once."""
-    body = _tarball()
+    body = tar_gz(FILES)
 
     def slow(h) -> None:
         h.send_response(200)

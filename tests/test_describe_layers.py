@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import ast
 import pickle
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, imported_modules
 from tfhub import errors
 from tfhub.signatures import common
 
 SRC = REPO / "src" / "tfhub"
-
-
-def _imports(path: Path) -> set[str]:
-    """Every module a file imports, at module level or inside functions."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
-            found |= {f"{node.module}.{alias.name}" for alias in node.names}
-    return found
 
 
 @pytest.mark.parametrize(
@@ -40,13 +26,14 @@ def test_lower_layers_never_import_higher_ones(package, forbidden):
     paths = sorted((SRC / package).glob("*.py"))
     assert len(paths) >= 3
     for path in paths:
-        bad = sorted(m for m in _imports(path) if m.startswith(forbidden))
+        bad = sorted(m for m in imported_modules(path) if m.startswith(forbidden))
         assert bad == [], f"{path.name} imports {bad}"
         assert len(path.read_text().splitlines()) < 500, path.name
     # Inside signatures: the result types and the check engine sit below the public API.
     for name in ("results.py", "checks.py"):
         assert not any(
-            m.startswith("tfhub.signatures.common") for m in _imports(SRC / "signatures" / name)
+            m.startswith("tfhub.signatures.common")
+            for m in imported_modules(SRC / "signatures" / name)
         )
 
 

@@ -3,25 +3,17 @@ every request through the transport."""
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
-from tests.helpers import REPO
+from tests.helpers import REPO, imported_modules
 
 SRC = REPO / "src" / "tfhub"
 
 
 def _imports(path: Path) -> set[str]:
     """Every tfhub module a file imports, at module level or inside functions."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
-            found |= {f"{node.module}.{alias.name}" for alias in node.names}
-    return {m for m in found if m.startswith("tfhub")}
+    return {m for m in imported_modules(path) if m.startswith("tfhub")}
 
 
 def test_protocol_and_transport_sit_below_the_handles():

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tfhub import protocol
+from tfhub.server.packing import pack_model_dir
 
 __all__ = ["HostingServer", "make_tarball", "respond", "send", "start_hub_server"]
 
@@ -39,8 +40,6 @@ Route = str | os.PathLike[str] | Callable[[http.server.BaseHTTPRequestHandler], 
 def make_tarball(model_dir: str | os.PathLike[str], *, compress: bool = True) -> bytes:
     """A tar(.gz) of ``model_dir`` whose root is the model root (``./saved_model.pb``, ...),
     packed as ``tfhub publish`` packs it (:func:`tfhub.server.packing.pack_model_dir`)."""
-    from tfhub.server.packing import pack_model_dir
-
     buf = io.BytesIO()
     pack_model_dir(model_dir, buf, compress=compress, require_model=False)
     return buf.getvalue()

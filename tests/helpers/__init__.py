@@ -5,14 +5,18 @@
 * :mod:`tests.helpers.hub`: the hub server (``tfhub serve``) as a real process, publishing.
 * :mod:`tests.helpers.routes`: a hosting route that stops at a given byte (kill points).
 * here: :data:`REPO`, :func:`python_env` (this checkout first on a child's path) and
-  :func:`run_python` (a fresh interpreter, for process-wide TF settings).
+  :func:`run_python` (a fresh interpreter, for process-wide TF settings), :func:`tar_gz`
+  (an archive of in-memory files) and :func:`imported_modules` (what a source file imports).
 """
 
 from __future__ import annotations
 
+import ast
+import io
 import os
 import subprocess
 import sys
+import tarfile
 import textwrap
 from pathlib import Path
 
@@ -42,3 +46,27 @@ def run_python(code: str, *, env: dict[str, str] | None = None, timeout: float =
             f"{proc.stderr[-6000:]}"
         )
     return proc.stdout
+
+
+def tar_gz(files: dict[str, bytes]) -> bytes:
+    """A gzip tarball holding ``files`` (member name → bytes) as plain files, in that order."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module the file at ``path`` imports, at module level or inside functions
+    (``from m import n`` counts as both ``m`` and ``m.n``)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found

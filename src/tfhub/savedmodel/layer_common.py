@@ -45,10 +45,11 @@ def _load(handle: str, options: LayerOptions) -> Any:
     try:
         return load(handle, tags=options.tags, options=options.load_options, check_ops="error")
     except UnsafeOpsError as exc:
-        found = str(exc).split(" Load it only if you trust", 1)[0]  # its advice is not ours
+        listing = "; ".join(str(f) for f in exc.findings[:10])
         raise UnsafeOpsError(
             f"Refusing to rebuild hub.KerasLayer({handle!r}) from its config (a .keras file, "
-            f"keras.models.load_model): {found} A layer rebuilt from a config loads its model "
+            "keras.models.load_model): the model holds ops that may reach outside it: "
+            f"{listing}. A layer rebuilt from a config loads its model "
             "under the strict op policy whatever TFHUB_CHECK_OPS says; only if you trust this "
             "file and the model, load it with TFHUB_CHECK_OPS=off.",
             handle=handle,
