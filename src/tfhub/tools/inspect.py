@@ -47,11 +47,16 @@ def inspect_model(path: str | os.PathLike[str]) -> dict[str, Any]:
             message names the file).
     """
     path = os.fspath(path)
-    result = describe_model_dir(path)
     try:
-        result["unsafe_ops"] = [str(u) for u in scan(path)]
+        unsafe = [str(u) for u in scan(path)]
     except UnscannableError as exc:
-        result["unsafe_ops"] = [f"not scanned: {exc}"]
+        unsafe = [f"not scanned: {exc}"]
+    return _report(path, unsafe)
+
+
+def _report(path: str, unsafe_ops: list[str]) -> dict[str, Any]:
+    result = describe_model_dir(path)
+    result["unsafe_ops"] = unsafe_ops
     result["common_signatures"] = find_common_signatures(result).to_json()
     return result
 
@@ -75,16 +80,17 @@ def validate_upload(path: str | os.PathLike[str], *, refuse_unsafe: bool = True)
             (``UnscannableError``) a model that cannot be scanned while ``refuse_unsafe``.
     """
     path = os.fspath(path)
-    if refuse_unsafe:
-        unsafe = scan(path)
-        if unsafe:
-            raise NotAModelError(
-                "the model contains ops that reach outside the model (files, Python, ...): "
-                + "; ".join(str(u) for u in unsafe[:10])
-                + ". The server refuses them unless started with TFHUB_ALLOW_UNSAFE_OPS=1.",
-                handle=path,
-            )
-    return inspect_model(path)
+    if not refuse_unsafe:
+        return inspect_model(path)
+    unsafe = scan(path)  # scanned once: the refusal and the report share the findings
+    if unsafe:
+        raise NotAModelError(
+            "the model contains ops that reach outside the model (files, Python, ...): "
+            + "; ".join(str(u) for u in unsafe[:10])
+            + ". The server refuses them unless started with TFHUB_ALLOW_UNSAFE_OPS=1.",
+            handle=path,
+        )
+    return _report(path, [])
 
 
 def _spec_text(spec: dict[str, Any]) -> str:
