@@ -47,15 +47,15 @@ def inspect_model(path: str | os.PathLike[str]) -> dict[str, Any]:
             message names the file).
     """
     path = os.fspath(path)
+    result = describe_model_dir(path)
     try:
         unsafe = [str(u) for u in scan(path)]
     except UnscannableError as exc:
         unsafe = [f"not scanned: {exc}"]
-    return _report(path, unsafe)
+    return _report(result, unsafe)
 
 
-def _report(path: str, unsafe_ops: list[str]) -> dict[str, Any]:
-    result = describe_model_dir(path)
+def _report(result: dict[str, Any], unsafe_ops: list[str]) -> dict[str, Any]:
     result["unsafe_ops"] = unsafe_ops
     result["common_signatures"] = find_common_signatures(result).to_json()
     return result
@@ -90,7 +90,7 @@ def validate_upload(path: str | os.PathLike[str], *, refuse_unsafe: bool = True)
             + ". The server refuses them unless started with TFHUB_ALLOW_UNSAFE_OPS=1.",
             handle=path,
         )
-    return _report(path, [])
+    return _report(describe_model_dir(path), [])
 
 
 def _spec_text(spec: dict[str, Any]) -> str:
