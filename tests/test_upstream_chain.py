@@ -202,7 +202,9 @@ def test_offline_reuses_tensorflow_hubs_default_cache(models, monkeypatch):
     assert hub.resolve(handle) == str(entry)
 
 
-@pytest.mark.parametrize("attack", ["symlink", "world-writable", "writable-root"])
+@pytest.mark.parametrize(
+    "attack", ["symlink", "world-writable", "writable-root", "swappable-root", "linked-root"]
+)
 def test_offline_refuses_foreign_entries_another_user_could_have_planted(
     models, tmp_path, monkeypatch, attack
 ):
@@ -218,12 +220,19 @@ def test_offline_refuses_foreign_entries_another_user_could_have_planted(
         (entry / "assets" / "vocab.txt").symlink_to(secret)
     elif attack == "world-writable":
         (entry / "saved_model.pb").chmod(0o666)
-    else:
+    elif attack == "writable-root":
         root.chmod(0o777)
+    elif attack == "swappable-root":
+        root.parent.chmod(0o777)  # a temp dir anyone may rename things in (no sticky bit)
+    else:
+        elsewhere = tmp_path / "elsewhere"
+        root.rename(elsewhere)
+        root.symlink_to(elsewhere)
     with pytest.raises(hub.OfflineError):
         hub.resolve(handle)
     assert secret.read_text() == "not yours"
     assert entry.is_dir()  # read only: nothing of another client's cache is touched
+    assert not cache.entry_path(handle).exists()
 
 
 def test_foreign_entries_still_pass_the_op_policy(tmp_path, monkeypatch):

@@ -11,8 +11,9 @@ kagglehub's cache (read only, and only with ``TFHUB_OFFLINE`` set).
 Another user of the machine may have made these directories (``/tmp`` is shared), so a
 foreign entry is used only if its cache root, every directory down to it, and every file and
 directory in it are real (no links), owned by us or root, and writable by nobody else (group
-write is accepted only for our own primary group); and it must pass the cache's structural
-check (:func:`tfhub.handles.cache.check_entry`). The op policy treats the result as the remote
+write is accepted only for our own primary group), the root's parent is not a world-writable
+directory without the sticky bit (where anyone could swap the root); and it must pass the
+cache's structural check (:func:`tfhub.handles.cache.check_entry`). The op policy treats the result as the remote
 model it stands for (the handle is still the URL).
 """
 
@@ -66,6 +67,9 @@ def _lstat(path: Path) -> os.stat_result | None:
 
 def _untrusted(root: Path, top: Path) -> str | None:
     """Why ``top`` (under ``root``) may not be used, or None."""
+    parent = _lstat(root.parent)
+    if parent is None or (parent.st_mode & stat.S_IWOTH and not parent.st_mode & stat.S_ISVTX):
+        return f"{root.parent} is missing, or world-writable without the sticky bit"
     chain = [root, *(root / p for p in _prefixes(top.relative_to(root)))]
     for path in chain:
         problem = _problem(path, _lstat(path))
