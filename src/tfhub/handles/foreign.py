@@ -13,8 +13,8 @@ foreign entry is used only if its cache root, every directory down to it, and ev
 directory in it are real (no links), owned by us or root, and writable by nobody else (group
 write is accepted only for our own primary group), the root's parent is not a world-writable
 directory without the sticky bit (where anyone could swap the root); and it must pass the
-cache's structural check (:func:`tfhub.handles.cache.check_entry`). The op policy treats the result as the remote
-model it stands for (the handle is still the URL).
+cache's structural check (:func:`tfhub.handles.cache.check_entry`). The op policy treats the
+result as the remote model it stands for (the handle is still the URL).
 """
 
 from __future__ import annotations
