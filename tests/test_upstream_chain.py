@@ -252,3 +252,12 @@ def test_foreign_entries_still_pass_the_op_policy(tmp_path, monkeypatch):
     assert hub.resolve(handle) == str(entry)
     with pytest.raises(hub.UnsafeOpsError, match="WriteFile"):
         hub.load(handle)
+
+
+def test_open_archive_gives_the_upstream_tarball_for_mirroring(up, tarballs):
+    from tfhub.handles.chain import open_archive
+
+    up.expire_next(1)
+    with open_archive(up.kaggle_handle(DICT[1], long=True)) as resp:
+        assert resp.raw.read() == tarballs["dict"]
+    assert [r.host for r in up.log] == [KAGGLE, STORAGE] * 2

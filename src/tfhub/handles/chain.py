@@ -23,6 +23,8 @@ from __future__ import annotations
 import logging
 import os
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -34,7 +36,15 @@ from tfhub.handles.http import append_format_query, download_archive, is_http
 from tfhub.handles.registry import resolver
 from tfhub.transport import Retry, TransferGuard
 
-__all__ = ["MAX_HOPS", "MAX_RESTARTS", "UpstreamResolver", "cached", "open_chain"]
+__all__ = [
+    "MAX_HOPS",
+    "MAX_RESTARTS",
+    "UpstreamResolver",
+    "cached",
+    "fetch",
+    "open_archive",
+    "open_chain",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +131,22 @@ def open_chain(
             finally:
                 resp.close()
         return resp, retry, hops > 0
+
+
+@contextmanager
+def open_archive(handle: str) -> Iterator[requests.Response]:
+    """The response carrying the upstream tarball of ``handle`` (through the whole chain, as
+    :func:`fetch` gets it), for a caller that keeps the archive itself (``mirror pull``: its
+    sha256 and size). Read it with ``resp.raw.read``; it is closed when the block ends."""
+    url = upstream.cn_archive_url(handle) or append_format_query(handle, protocol.COMPRESSED)
+    sess = transport.session()
+    guard = TransferGuard(handle, url)
+    try:
+        resp, _, _ = open_chain(handle, url, sess, Retry.from_config(), None, guard)
+        with resp:
+            yield resp
+    finally:
+        sess.close()
 
 
 def fetch(handle: str, dest: Path) -> cache.Manifest:
