@@ -310,5 +310,6 @@ def test_head_wherever_get_works(hub, tmp_path):
             assert {k.lower(): v for k, v in head.headers.items() if k.lower() != "date"} == same
             if got.ok:
                 assert int(head.headers["content-length"]) == len(got.content), path
+    assert "HEAD /test/mul/1?tf-hub-format=compressed 200" in hub.wait_for_log("HEAD /test")
     named = requests.get(f'{hub.url}/api/blobs/{blob}?name=../x";.pb', timeout=30)
     assert named.headers["content-disposition"] == 'attachment; filename="x_.pb"'

@@ -255,3 +255,41 @@ def test_not_found_page_and_download_names():
     assert download_name('a"; filename=evil.sh\r\nX-Bad: 1') == "a_filename_evil.sh_X-Bad_1"
     assert download_name("..\\..\\.bashrc") == "bashrc"
     assert download_name("") is None and download_name("../..") is None
+
+
+# ---- HEAD ---------------------------------------------------------------------------------
+
+
+def test_head_stops_the_app_once_its_headers_are_out():
+    import asyncio
+
+    from tfhub.server.head import HeadAsGet
+
+    produced = []
+
+    async def app(scope, receive, send):  # a streaming GET of five chunks
+        assert scope["method"] == "GET"
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"5")]})  # fmt: skip
+        for i in range(5):
+            produced.append(i)
+            await send({"type": "http.response.body", "body": b"x", "more_body": i < 4})
+
+    async def run(method):
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": method, "path": "/"}
+        await HeadAsGet(app)(scope, None, send)
+        assert scope["method"] == method  # the server's own scope is untouched
+        return sent
+
+    head = asyncio.run(run("HEAD"))
+    assert [m["type"] for m in head] == ["http.response.start", "http.response.body"]
+    assert head[0]["headers"] == [(b"content-length", b"5")] and head[1]["body"] == b""
+    assert produced == []  # no body produced: a HEAD is never a download
+    produced.clear()
+    get = asyncio.run(run("GET"))
+    assert b"".join(m.get("body", b"") for m in get) == b"xxxxx" and produced == [0, 1, 2, 3, 4]

@@ -29,7 +29,7 @@ from tfhub import config
 from tfhub.errors import StorageError
 from tfhub.server import routes_api, routes_files, routes_pages, routes_publish
 from tfhub.server.catalog import Catalog
-from tfhub.server.head import HeadAsGet
+from tfhub.server.head import HEAD_FLAG, HeadAsGet
 from tfhub.server.hub import Hub
 from tfhub.server.pages import SECURITY_HEADERS
 from tfhub.server.publish import Publisher, Tokens
@@ -100,7 +100,7 @@ def create_app(
             response.headers.setdefault(header, value)
         access_log.info(
             "%s %s %s %s %.1fms",
-            request.method,
+            "HEAD" if request.scope.get(HEAD_FLAG) else request.method,
             request.url.path + (f"?{request.url.query}" if request.url.query else ""),
             response.status_code,
             response.headers.get("content-length", "-"),

@@ -2,8 +2,9 @@
 
 A HEAD request runs through the app as the GET it stands for, so it gets exactly the GET's
 status and headers (``Content-Length``, ``ETag``, ``Content-Type``, the security headers);
-its body is never sent, and the app is stopped at its first body chunk: a HEAD on an archive
-reads no more of the file than the GET's first chunk, and is never a completed download.
+its body is never sent, and the app is stopped as soon as its headers are out: a HEAD on an
+archive reads no more of the file than the GET reads before its status line, and is never a
+completed download.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-__all__ = ["HeadAsGet"]
+__all__ = ["HEAD_FLAG", "HeadAsGet"]
+
+HEAD_FLAG = "tfhub.head"  # in the scope the app sees: the request was a HEAD (for the log)
 
 Message = MutableMapping[str, Any]
 Send = Callable[[Message], Awaitable[None]]
@@ -51,7 +54,7 @@ class HeadAsGet:
 
         try:
             # a copy: the server keeps its own scope, where the method is still HEAD
-            await self.app({**scope, "method": "GET"}, receive, headers_only)
+            await self.app({**scope, "method": "GET", HEAD_FLAG: True}, receive, headers_only)
         except BaseException as exc:
             if not _only_sent(exc):
                 raise

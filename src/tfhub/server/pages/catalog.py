@@ -158,4 +158,4 @@ def catalog_page(
         + (" · " + " ".join(active) if active else "")
         + f"</p>{cards}{_pager(query, total, per_page)}</div></div>"
     )
-    return page("Search" if query.q else "Models", body)
+    return page("Search" if query.q else "Models", body, header_search=False)

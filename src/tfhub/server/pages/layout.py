@@ -33,7 +33,10 @@ html{-webkit-text-size-adjust:100%}
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:var(--fg);
 background:var(--bg);line-height:1.5;overflow-wrap:anywhere}
 a{color:var(--link)}
-header.top{background:var(--bar);color:var(--bar-fg);padding:10px 16px}
+header.top{background:var(--bar);color:var(--bar-fg);padding:8px 16px;display:flex;
+flex-wrap:wrap;gap:8px 16px;align-items:center}
+header.top form.quick{flex:0 1 320px;min-width:0;margin-left:auto}
+header.top form.quick input{width:100%;padding:4px 10px}
 header.top a{color:var(--bar-fg);text-decoration:none;font-weight:700;font-size:18px}
 main{max-width:1120px;margin:16px auto;padding:0 16px}
 h1{font-size:26px;margin:8px 0}h2{font-size:19px;margin:0 0 8px}h3{font-size:16px;margin:0}
@@ -69,7 +72,7 @@ form.search input[type=search]{flex:1 1 220px;min-width:0}
 .facets ul{list-style:none;padding:0;margin:4px 0 8px}
 .facets li a{text-decoration:none}.facets li a.on{font-weight:700}
 .facets .n{color:var(--muted);font-size:13px}
-.model h3 a{text-decoration:none}
+.model h3 a{text-decoration:none}.usage h3{margin-top:16px}
 .pager{display:flex;flex-wrap:wrap;gap:12px;align-items:center;margin:8px 0 24px}
 .versions li{margin:2px 0}
 meter{width:100%;height:10px}
@@ -105,14 +108,22 @@ SECURITY_HEADERS = {
 }
 
 
-def page(title: str, body: str, *, script: bool = False) -> str:
-    """A whole HTML page around ``body`` (already escaped HTML)."""
+def page(title: str, body: str, *, script: bool = False, header_search: bool = True) -> str:
+    """A whole HTML page around ``body`` (already escaped HTML); ``header_search``: a search
+    box in the top bar (pages with their own search box leave it out)."""
+    search = (
+        "<form class='quick' method='get' action='/' role='search'>"
+        "<input type='search' name='q' placeholder='Search models' aria-label='Search models'>"
+        "</form>"
+        if header_search
+        else ""
+    )
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width,initial-scale=1'>"
         "<meta name='color-scheme' content='light dark'>"
         f"<title>{escape(title)} · tfhub</title><style>{_STYLE}</style></head><body>"
-        "<header class='top'><a href='/'>tfhub</a></header>"
+        f"<header class='top'><a href='/'>tfhub</a>{search}</header>"
         f"<main>{body}</main>"
         "<footer>tfhub · <a href='/openapi.json'>API</a></footer>"
         + (f"<script>{SCRIPT}</script>" if script else "")
@@ -149,4 +160,4 @@ def not_found_page(message: str) -> str:
         "<button type='submit'>Search</button></form>"
         "<p><a href='/'>All models</a></p></div>"
     )
-    return page("Not found", body)
+    return page("Not found", body, header_search=False)
