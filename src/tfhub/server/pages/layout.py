@@ -72,7 +72,7 @@ form.search input[type=search]{flex:1 1 220px;min-width:0}
 .facets ul{list-style:none;padding:0;margin:4px 0 8px}
 .facets li a{text-decoration:none}.facets li a.on{font-weight:700}
 .facets .n{color:var(--muted);font-size:13px}
-.model h3 a{text-decoration:none}.usage h3{margin-top:16px}
+.model h3 a{text-decoration:none}.usage h3{margin-top:16px}.card>p:last-child{margin-bottom:0}
 .pager{display:flex;flex-wrap:wrap;gap:12px;align-items:center;margin:8px 0 24px}
 .versions li{margin:2px 0}
 meter{width:100%;height:10px}
