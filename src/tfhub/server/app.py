@@ -8,10 +8,11 @@ Routes, each group in its own module (registered by :func:`create_app`):
 * :mod:`tfhub.server.routes_api`: the catalog as JSON (described at ``/openapi.json``).
 * :mod:`tfhub.server.routes_pages`: ``GET /``, the catalog page with search and filters.
 
-Every response carries a Content-Security-Policy (no inline script or style except the
-pages' own, by hash; no framing), ``X-Content-Type-Options: nosniff``, ``X-Frame-Options:
-DENY`` and ``Referrer-Policy: no-referrer``. Storage failures answer 503 and any other
-failure 500, both as ``{"error": ...}`` JSON without a traceback (which goes to the log).
+``HEAD`` works wherever ``GET`` does (:mod:`tfhub.server.head`). Every response carries a
+Content-Security-Policy (no inline script or style except the pages' own, by hash; no
+framing), ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY`` and
+``Referrer-Policy: no-referrer``. Storage failures answer 503 and any other failure 500,
+both as ``{"error": ...}`` JSON without a traceback (which goes to the log).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tfhub import config
 from tfhub.errors import StorageError
 from tfhub.server import routes_api, routes_files, routes_pages, routes_publish
 from tfhub.server.catalog import Catalog
+from tfhub.server.head import HEAD_FLAG, HeadAsGet
 from tfhub.server.hub import Hub
 from tfhub.server.pages import SECURITY_HEADERS
 from tfhub.server.publish import Publisher, Tokens
@@ -98,7 +100,7 @@ def create_app(
             response.headers.setdefault(header, value)
         access_log.info(
             "%s %s %s %s %.1fms",
-            request.method,
+            "HEAD" if request.scope.get(HEAD_FLAG) else request.method,
             request.url.path + (f"?{request.url.query}" if request.url.query else ""),
             response.status_code,
             response.headers.get("content-length", "-"),
@@ -115,6 +117,7 @@ def create_app(
     routes_files.register_blobs(app, hub)
     routes_pages.register(app, hub)
     routes_files.register_models(app, hub)  # the catch-all: last
+    app.add_middleware(HeadAsGet)  # HEAD wherever GET works
     return app
 
 

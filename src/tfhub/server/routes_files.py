@@ -7,7 +7,10 @@
   model's files instead (the fast path, see :mod:`tfhub.protocol`).
 * ``GET /api/blobs/<sha256>``: one model file that a published record references, with
   ``Range`` support, verified against the record's block hashes as it is sent
-  (:mod:`tfhub.server.responses`).
+  (:mod:`tfhub.server.responses`). ``?name=<file name>`` adds a ``Content-Disposition:
+  attachment`` with that name, reduced to safe characters (the model page's file links).
+* A browser (``Accept: text/html``) asking for a model that does not exist gets the HTML
+  404 page; other clients get the message as plain text (both status 404).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from tfhub import protocol
 from tfhub.errors import ModelNameError
 from tfhub.server.catalog import ModelName, parse_model_path
 from tfhub.server.hub import Hub
-from tfhub.server.pages import model_page
+from tfhub.server.pages import model_page, not_found_page
 from tfhub.server.publish import blob_key
 from tfhub.server.responses import cache_control, ranged_response
 from tfhub.server.responses import error_response as _error
@@ -30,6 +33,22 @@ from tfhub.server.responses import error_response as _error
 __all__ = ["register_blobs", "register_models"]
 
 _SHA256_RE = re.compile(r"[0-9a-f]{64}", re.ASCII)
+_UNSAFE_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+", re.ASCII)
+
+
+def download_name(name: str) -> str | None:
+    """``name`` as a safe attachment file name: its last path part, only ``[A-Za-z0-9._-]``
+    (others become ``_``), no leading dot, at most 120 characters; None if nothing is left."""
+    base = _UNSAFE_NAME_RE.sub("_", name.replace("\\", "/").rsplit("/", 1)[-1])
+    base = base.lstrip(".")[:120]
+    return base if base.strip("_") else None
+
+
+def not_found(request: Request, message: str) -> Response:
+    """404: the HTML page for browsers, plain text for every other client."""
+    if "text/html" in request.headers.get("accept", ""):
+        return HTMLResponse(not_found_page(message), status_code=404)
+    return PlainTextResponse(message, status_code=404)
 
 
 def register_blobs(app: FastAPI, hub: Hub) -> None:
@@ -44,7 +63,7 @@ def register_blobs(app: FastAPI, hub: Hub) -> None:
         key = blob_key(sha256)
         if blob is None or storage.size(key) is None:
             return _error(404, f"No published file has the sha256 {sha256}.")
-        return ranged_response(
+        response = ranged_response(
             request,
             storage,
             key,
@@ -54,6 +73,10 @@ def register_blobs(app: FastAPI, hub: Hub) -> None:
             immutable=True,
             blob=blob,
         )
+        filename = download_name(request.query_params.get("name", ""))
+        if filename:
+            response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
 
 
 def register_models(app: FastAPI, hub: Hub) -> None:
@@ -65,10 +88,10 @@ def register_models(app: FastAPI, hub: Hub) -> None:
         try:
             name = parse_model_path(path)
         except ModelNameError as exc:
-            return PlainTextResponse(str(exc), status_code=404)
+            return not_found(request, str(exc))
         record = catalog.record(name)
         if record is None:
-            return PlainTextResponse(f"No model at /{name.path}.", status_code=404)
+            return not_found(request, f"No model at /{name.path}.")
         formats = request.query_params.getlist(protocol.FORMAT_PARAM)
         wanted = {f.strip() for value in formats for f in value.split(",")}
         if protocol.COMPRESSED in wanted:
