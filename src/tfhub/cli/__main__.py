@@ -1,0 +1,5 @@
+"""`python -m tfhub.cli`: the `tfhub` command."""
+
+from tfhub.cli import main
+
+raise SystemExit(main())
