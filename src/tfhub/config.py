@@ -33,6 +33,9 @@ Variable                            Meaning
 ``TFHUB_PUBLIC_URL``                server: the hub's URL as users reach it (page snippets)
 ``TFHUB_HEADER_TIMEOUT``            server: seconds to send a complete request head (10)
 ``TFHUB_MAX_CONNECTIONS_PER_CLIENT`` server: open connections per client address (64)
+``TFHUB_HANDLE_MAP``                ``OLD_PREFIX=NEW_PREFIX`` rules separated by whitespace:
+                                    handles are rewritten before resolution (longest wins)
+``TFHUB_HANDLE_MAP_FILE``           a file of such rules, one per line, ``#`` comments
 ==================================  =========================================================
 """
 
@@ -304,6 +307,48 @@ def max_connections_per_client() -> int:
     """``TFHUB_MAX_CONNECTIONS_PER_CLIENT``: open connections one client address may hold;
     more are answered 503 and closed (default 64; raise it behind a reverse proxy)."""
     return int(_env_number("TFHUB_MAX_CONNECTIONS_PER_CLIENT", 64, minimum=1))
+
+
+def _map_rule(text: str, origin: str, variable: str) -> tuple[str, str, str]:
+    old, sep, new = text.partition("=")
+    old, new = old.strip(), new.strip()
+    if not sep or not old or not new or "=" in new or len(text.split()) != 1:
+        raise ConfigError(
+            f"{variable}: the rule {text!r} ({origin}) is not valid; write OLD_PREFIX=NEW_PREFIX, "
+            "e.g. https://tfhub.dev/=https://hub.example.com/ (no spaces, one '=')."
+        )
+    return old, new, origin
+
+
+def handle_map() -> list[tuple[str, str, str]]:
+    """``TFHUB_HANDLE_MAP`` (``OLD=NEW`` rules separated by whitespace) followed by the rules of
+    ``TFHUB_HANDLE_MAP_FILE`` (one per line; blank lines and ``#`` comments ignored), as
+    ``(old_prefix, new_prefix, origin)`` where origin names the variable or ``file:line``.
+
+    Raises:
+        ConfigError: a malformed rule, or a map file that cannot be read.
+    """
+    found: list[tuple[str, str, str]] = []
+    raw = os.environ.get("TFHUB_HANDLE_MAP", "")
+    for text in raw.split():
+        found.append(_map_rule(text, "TFHUB_HANDLE_MAP", "TFHUB_HANDLE_MAP"))
+    path = os.environ.get("TFHUB_HANDLE_MAP_FILE", "").strip()
+    if path:
+        try:
+            lines = Path(path).expanduser().read_text(encoding="utf8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"TFHUB_HANDLE_MAP_FILE={path!r} cannot be read ({exc}); point it at a text "
+                "file of OLD_PREFIX=NEW_PREFIX lines."
+            ) from None
+        for number, line in enumerate(lines, 1):
+            text = line.strip()
+            if text.startswith("#"):
+                continue
+            text = text.split(" #", 1)[0].split("\t#", 1)[0].strip()
+            if text:
+                found.append(_map_rule(text, f"{path}:{number}", "TFHUB_HANDLE_MAP_FILE"))
+    return found
 
 
 # Process-wide (threads of a download see it too): the innermost private_cache_dir() wins.

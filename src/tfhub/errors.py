@@ -6,6 +6,7 @@ Every error derives from :class:`HubError` and also from the built-in exception 
 
     HubError(Exception)
     ├── InvalidHandleError(HubError, ValueError)      handle is not a string, unknown scheme
+    │   └── UpstreamHandleError                        not a tfhub.dev/Kaggle/hub URL we can map
     ├── ConfigError(HubError, ValueError)             bad value in a TFHUB_* environment variable
     ├── NotAModelError(HubError, ValueError)          directory holds no SavedModel / Hub module
     │   └── UnscannableError                           a model the op policy cannot check (.pbtxt)
@@ -58,6 +59,7 @@ __all__ = [
     "StorageError",
     "UnsafeOpsError",
     "UnscannableError",
+    "UpstreamHandleError",
     "UsageError",
 ]
 
@@ -235,3 +237,7 @@ class StorageError(HubError, OSError):
 
 class ConversionError(HubError, ValueError):
     """``hub.convert`` made a model that does not load, or does not give the module's outputs."""
+
+
+class UpstreamHandleError(InvalidHandleError):
+    """A handle that is not an upstream model URL where one is needed (a mirror path)."""
