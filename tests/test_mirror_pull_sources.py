@@ -1,0 +1,192 @@
+"""``tfhub mirror pull`` from local sources into a storage root (``--root``): a model directory
+(``--as``), a tensorflow_hub-layout cache, a kagglehub-layout cache, ``--from-file``; the
+summary and exit status; skipping what is mirrored, refusing a different model at a path,
+resuming a run that was killed. Real SavedModels, the real publish validation, no mocks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import python_env
+from tfhub.cli import main
+from tfhub.handles.resolve import resolve
+from tfhub.testing import HostingServer
+
+
+def _save_mul(path: Path, value: float) -> Path:
+    import tensorflow as tf
+
+    from tests.helpers.models import MyMulModel
+
+    tf.saved_model.save(MyMulModel(value), str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    return {"a": _save_mul(root / "a", 2.0), "b": _save_mul(root / "b", 3.0)}
+
+
+def _files(directory: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _record(root: Path, path: str) -> dict:
+    return json.loads((root / path / "meta.json").read_text())
+
+
+def _mirrored_files(root: Path, path: str) -> dict[str, str]:
+    return {f["path"]: f["sha256"] for f in _record(root, path)["blobs"]["files"]}
+
+
+def _pull(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["mirror", "pull", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_model_directory_needs_as_then_is_skipped_on_a_rerun(two, tmp_path, capsys):
+    root = tmp_path / "hub"
+    code, _, err = _pull(capsys, str(two["a"]), "--root", str(root))
+    assert code == 2 and "--as publisher/model/version" in err
+    assert not root.exists() or not list(root.rglob("meta.json"))
+
+    code, out, _ = _pull(capsys, str(two["a"]), "--root", str(root), "--as", "corp/mul/1")
+    assert code == 0, out
+    assert out.splitlines()[-1] == "1 mirrored, 0 skipped, 0 failed"
+    record = _record(root, "corp/mul/1")
+    assert record["provenance"]["source"] == str(two["a"].resolve())
+    assert record["provenance"]["sha256"] is None and record["provenance"]["docs"] is None
+    assert _mirrored_files(root, "corp/mul/1") == _files(two["a"])
+    before = (root / "corp/mul/1/meta.json").read_bytes()
+
+    code, out, _ = _pull(capsys, str(two["a"]), "--root", str(root), "--as", "corp/mul/1")
+    assert code == 0
+    assert "skipped" in out and "already mirrored (same files)" in out
+    assert out.splitlines()[-1] == "0 mirrored, 1 skipped, 0 failed"
+    assert (root / "corp/mul/1/meta.json").read_bytes() == before
+
+    # a different model at the same path: a failure with its reason, nothing overwritten
+    code, out, err = _pull(capsys, str(two["b"]), "--root", str(root), "--as", "corp/mul/1")
+    assert code == 1
+    assert out.splitlines()[-1] == "0 mirrored, 0 skipped, 1 failed"
+    assert "a different model is already at corp/mul/1" in err
+    assert (root / "corp/mul/1/meta.json").read_bytes() == before
+
+
+def _tfhub_layout_cache(two, tmp_path, monkeypatch) -> tuple[Path, str]:
+    """A cache in the tensorflow_hub layout (``<sha1>/`` + ``<sha1>.descriptor.txt``), filled
+    by downloading from a local hosting server; plus a half-written entry."""
+    cache = tmp_path / "tfhub_modules"
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(cache))
+    with HostingServer({"google/mul/1": two["a"]}) as srv:
+        handle = srv.url("google/mul/1")
+        resolve(handle)
+    half = cache / hashlib.sha1(b"https://tfhub.dev/google/half/1").hexdigest()
+    shutil.copytree(two["b"], half)
+    (cache / (half.name + ".lock")).write_text("host.1.abc")
+    return cache, handle
+
+
+def test_a_tensorflow_hub_cache_is_mirrored_and_half_written_entries_reported(
+    two, tmp_path, monkeypatch, capsys
+):
+    cache, handle = _tfhub_layout_cache(two, tmp_path, monkeypatch)
+    root = tmp_path / "hub"
+    code, out, _ = _pull(capsys, str(cache), "--root", str(root))
+    assert code == 0, out
+    assert out.splitlines()[-1] == "1 mirrored, 1 skipped, 0 failed"
+    assert "half-written tensorflow_hub cache entry" in out
+    record = _record(root, "google/mul/1")
+    assert record["provenance"]["source"] == handle
+    assert _mirrored_files(root, "google/mul/1") == _files(two["a"])
+    assert sorted(p.parent.relative_to(root).as_posix() for p in root.rglob("meta.json")) == [
+        "google/mul/1"
+    ]
+
+
+def _kagglehub_cache(two, base: Path) -> Path:
+    models = base / "kagglehub" / "models"
+    for version, src, complete in (("1", "a", True), ("2", "b", True), ("3", "a", False)):
+        target = models / "Google" / "mul" / "tensorFlow2" / "mul" / version
+        shutil.copytree(two[src], target)
+        if complete:
+            (target.parent / f"{version}.complete").touch()
+    return base / "kagglehub"
+
+
+def test_a_kagglehub_cache_is_mirrored_at_lower_case_paths(two, tmp_path, capsys):
+    cache = _kagglehub_cache(two, tmp_path)
+    root = tmp_path / "hub"
+    code, out, _ = _pull(capsys, str(cache), "--root", str(root))
+    assert code == 0, out
+    assert out.splitlines()[-1] == "2 mirrored, 1 skipped, 0 failed"
+    assert "no 3.complete marker" in out
+    assert _mirrored_files(root, "google/mul/tensorflow2/mul/1") == _files(two["a"])
+    assert _mirrored_files(root, "google/mul/tensorflow2/mul/2") == _files(two["b"])
+    assert not (root / "google/mul/tensorflow2/mul/3").exists()
+    prov = _record(root, "google/mul/tensorflow2/mul/2")["provenance"]
+    assert prov["source"] == "https://www.kaggle.com/models/Google/mul/tensorFlow2/mul/2"
+
+
+def test_from_file_failures_are_summarised_and_the_rest_mirrored(two, tmp_path, capsys):
+    cache = _kagglehub_cache(two, tmp_path)
+    listing = tmp_path / "sources.txt"
+    listing.write_text(
+        f"# what we need offline\n{cache}\n\n{tmp_path / 'missing'}  # gone\n"
+        "https://example.invalid/no-version\n"
+    )
+    root = tmp_path / "hub"
+    code, out, err = _pull(capsys, "--from-file", str(listing), "--root", str(root))
+    assert code == 1
+    assert out.splitlines()[-1] == "2 mirrored, 1 skipped, 2 failed"
+    assert f"{tmp_path / 'missing'}: does not exist" in err
+    assert "Cannot derive a mirror path from 'https://example.invalid/no-version'" in err
+    assert len(list(root.rglob("meta.json"))) == 2
+
+
+def test_a_killed_run_is_finished_by_running_it_again(two, tmp_path):
+    """Killed after its first model, the run left only complete versions; the re-run skips
+    them and mirrors the rest."""
+    models = tmp_path / "kh" / "models"
+    for version in range(1, 5):
+        target = models / "o" / "m" / "tf" / "v" / str(version)
+        shutil.copytree(two["a" if version % 2 else "b"], target)
+        (target.parent / f"{version}.complete").touch()
+    root = tmp_path / "hub"
+    cmd = [sys.executable, "-m", "tfhub.cli", "mirror", "pull", str(tmp_path / "kh")]
+    cmd += ["--root", str(root)]
+    env = python_env({"TF_CPP_MIN_LOG_LEVEL": "3"})
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert first.startswith("mirrored "), first
+    done = sorted(p.parent.name for p in root.rglob("meta.json"))
+    assert 1 <= len(done) < 4
+    for version in done:  # what is visible is complete: its archive matches its record
+        record = _record(root, f"o/m/tf/v/{version}")
+        archive = root / record["archive"]["key"]
+        assert hashlib.sha256(archive.read_bytes()).hexdigest() == record["archive"]["sha256"]
+
+    rerun = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    summary = rerun.stdout.splitlines()[-1]
+    assert summary == f"{4 - len(done)} mirrored, {len(done)} skipped, 0 failed"
+    for version in range(1, 5):
+        expected = _files(two["a" if version % 2 else "b"])
+        assert _mirrored_files(root, f"o/m/tf/v/{version}") == expected
