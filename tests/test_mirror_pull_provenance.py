@@ -121,3 +121,30 @@ def test_tar_gz_helper_archives_are_not_models(hub):
     resp = _post(hub, "junk/prov/1", tar_gz({"a.txt": b"x"}), json.dumps(GOOD))
     assert resp.status_code == 422
     assert not (Path(hub.root) / "junk").exists()
+
+
+def test_pulling_from_a_hub_records_what_its_api_says(hub, mul, tmp_path, monkeypatch, capsys):
+    """A tfhub hub as the upstream: its API gives the archive's sha256 and size, the license
+    and the docs; a re-run with the same upstream archive is skipped without a download."""
+    from tests.helpers.hub import DOCS
+    from tfhub.cli import main
+
+    monkeypatch.setenv("TFHUB_TOKEN", TOKEN)
+    upstream = publish_to_server(mul, "docs/mul/1", server=hub.url, docs=DOCS)
+    root = tmp_path / "mirror"
+    handle = f"{hub.url}/docs/mul/1"
+    assert main(["mirror", "pull", handle, "--root", str(root)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "1 mirrored, 0 skipped, 0 failed"
+    prov = json.loads((root / "docs/mul/1/meta.json").read_text())["provenance"]
+    assert prov["source"] == handle
+    assert prov["sha256"] == upstream["archive"]["sha256"]
+    assert prov["size"] == upstream["archive"]["size"]
+    assert prov["license"] == "mit"
+    assert "## Overview" in prov["docs"] and "It is *tiny*" in prov["docs"]
+    mirrored = json.loads((root / "docs/mul/1/meta.json").read_text())["blobs"]["files"]
+    assert mirrored == upstream["blobs"]["files"]
+
+    assert main(["mirror", "pull", handle, "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "already mirrored (same archive)" in out
+    assert out.splitlines()[-1] == "0 mirrored, 1 skipped, 0 failed"

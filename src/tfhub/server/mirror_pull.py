@@ -137,9 +137,11 @@ def upstream_info(handle: str) -> dict[str, Any]:
     """What a tfhub hub says about ``handle`` (``GET /api/models/<path>``): the archive's
     sha256 and size, license and docs. Other upstreams (tfhub.dev, Kaggle, static mirrors)
     have no such API; then, or on any error, nothing is known (an empty dict)."""
+    from tfhub.handles.upstream import is_upstream
+
     parts = urlsplit(handle)
     path = parts.path.strip("/")
-    if parts.scheme not in ("http", "https") or not path or parts.query:
+    if parts.scheme not in ("http", "https") or not path or parts.query or is_upstream(handle):
         return {}
     from tfhub.handles.http import session
 
@@ -249,7 +251,14 @@ def pull(
         raise UsageError("Give exactly one of --server URL and --root ROOT.")
     if as_path is not None and len(sources) != 1:
         raise UsageError("--as names the path of one model: give exactly one SOURCE with it.")
-    items = [item for source in sources for item in discover(source, as_path=as_path)]
+    items = []
+    for source in sources:
+        try:
+            items += discover(source, as_path=as_path)
+        except UsageError:
+            raise
+        except (HubError, OSError) as exc:  # e.g. a cache directory we may not read
+            items.append(Item(source, source, None, problem=" ".join(str(exc).split())))
     target: _Target = _ServerTarget(server, token) if server else _RootTarget(str(root))
     summary = Summary()
     bar = count_bar("mirroring", len(items), enabled=progress)
