@@ -36,6 +36,7 @@ Variable                            Meaning
 ``TFHUB_HANDLE_MAP``                ``OLD_PREFIX=NEW_PREFIX`` rules separated by whitespace:
                                     handles are rewritten before resolution (longest wins)
 ``TFHUB_HANDLE_MAP_FILE``           a file of such rules, one per line, ``#`` comments
+``KAGGLEHUB_CACHE``                 kagglehub's cache, read (offline) for Kaggle handles
 ==================================  =========================================================
 """
 
@@ -349,6 +350,21 @@ def handle_map() -> list[tuple[str, str, str]]:
             if text:
                 found.append(_map_rule(text, f"{path}:{number}", "TFHUB_HANDLE_MAP_FILE"))
     return found
+
+
+def kagglehub_cache_dir() -> Path:
+    """Where kagglehub caches models: ``KAGGLEHUB_CACHE``, else ``~/.cache/kagglehub`` (read
+    only for offline reuse; kagglehub's own setting, not one of tfhub's)."""
+    raw = os.environ.get("KAGGLEHUB_CACHE", "").strip()
+    return Path(raw).expanduser() if raw else Path.home() / ".cache" / "kagglehub"
+
+
+def tensorflow_hub_default_cache_dir() -> Path:
+    """``tensorflow_hub``'s cache when ``TFHUB_CACHE_DIR`` is unset: ``<tempdir>/tfhub_modules``
+    (read only for offline reuse)."""
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / "tfhub_modules"
 
 
 # Process-wide (threads of a download see it too): the innermost private_cache_dir() wins.

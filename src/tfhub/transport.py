@@ -400,8 +400,15 @@ def open_response(
     allow_redirects: bool = True,
     raise_for_status: bool = True,
     guard: TransferGuard | None = None,
+    exact: bool = False,
+    credentials: bool = True,
 ) -> tuple[requests.Response, Retry]:
     """A streamed GET of ``url`` (timeouts from the settings) retried within ``retry``.
+
+    With ``exact``, ``url`` is sent byte for byte as given (a signed URL from a ``Location``
+    header: requests would re-quote it, e.g. ``%7E`` to ``~``, and break its signature); with
+    ``credentials=False`` no ``Authorization`` or ``Cookie`` header goes with it (from
+    ``.netrc`` or anywhere else). With either, no redirect is followed.
 
     Returns:
         The response (the caller closes it) and the retry budget that is left.
@@ -416,15 +423,20 @@ def open_response(
         if guard is not None:
             guard.check_deadline()
         try:
-            resp = sess.get(
-                url,
-                stream=True,
+            prepared = sess.prepare_request(requests.Request("GET", url, headers=headers))
+            if exact:
+                prepared.url = url  # not re-quoted
+            if not credentials:
+                for name in ("Authorization", "Cookie"):
+                    prepared.headers.pop(name, None)
+            # verify is explicit, so that REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the
+            # environment cannot turn verification back on once the user has disabled it.
+            settings = sess.merge_environment_settings(url, {}, True, sess.verify, None)
+            resp = sess.send(
+                prepared,
+                allow_redirects=allow_redirects and credentials and not exact,
                 timeout=(timeout, timeout),
-                allow_redirects=allow_redirects,
-                headers=headers,
-                # Explicit, so that REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the environment
-                # cannot turn verification back on once the user has disabled it.
-                verify=sess.verify,
+                **settings,
             )
         except Exception as exc:
             if not _retryable(exc) or retry.exhausted:

@@ -13,6 +13,7 @@ import logging
 import shutil
 import urllib.parse
 from pathlib import Path
+from typing import Protocol
 
 import requests
 
@@ -63,8 +64,11 @@ class _ResumableBody:
         sess: requests.Session,
         retry: Retry,
         guard: TransferGuard,
+        exact: bool = False,
+        credentials: bool = True,
     ) -> None:
         self._resp = resp
+        self._wire = {"exact": exact, "credentials": credentials}
         self._url = url
         self._handle = handle
         self._sess = sess
@@ -117,6 +121,7 @@ class _ResumableBody:
                 retry=self.retry,
                 headers=headers,
                 guard=self._guard,
+                **self._wire,
             )
         except DownloadError:
             return False
@@ -156,31 +161,68 @@ def _read_manifest(resp: requests.Response, handle: str, url: str, guard: Transf
     return b"".join(parts)
 
 
-def download_archive(handle: str, url: str, dest: Path, *, partial: Path | None = None) -> Manifest:
+class Opener(Protocol):
+    """Opens the archive's response (the first request of a transfer, and each restart):
+    returns it with the retry budget left and whether its URL must be sent exactly and without
+    credentials when resumed (a signed URL reached by a redirect)."""
+
+    def __call__(
+        self,
+        sess: requests.Session,
+        retry: Retry,
+        headers: dict[str, str] | None,
+        guard: TransferGuard,
+    ) -> tuple[requests.Response, Retry, bool]: ...
+
+
+def download_archive(
+    handle: str,
+    url: str,
+    dest: Path,
+    *,
+    partial: Path | None = None,
+    opener: Opener | None = None,
+) -> Manifest:
     """Fetches the model at ``url`` (the protocol's compressed URL) into ``dest``.
 
     With ``partial`` (a staging directory beside the cache entry) and the fast path enabled,
     a tfhub server is asked for the model's files (:mod:`tfhub.handles.fastpath`); any other
     server answers with the tarball. One retry budget covers the whole transfer: the first
-    request, resumes of a broken body and restarts.
+    request, resumes of a broken body and restarts. ``opener`` replaces the plain GET of
+    ``url`` (the upstream chain, :mod:`tfhub.handles.chain`).
     """
     retry = Retry.from_config()
     guard = TransferGuard(handle, url)
     fast = partial is not None and config.fast_path()
     headers = {"Accept": protocol.ACCEPT_FILES} if fast else None
     sess = session()
+
+    def plain(
+        sess: requests.Session, retry: Retry, headers: dict[str, str] | None, guard: TransferGuard
+    ) -> tuple[requests.Response, Retry, bool]:
+        resp, retry = transport.open_response(
+            url, handle=handle, sess=sess, retry=retry, headers=headers, guard=guard
+        )
+        return resp, retry, False
+
+    open_ = opener or plain
     try:
         while True:
             body: _ResumableBody | None = None
             try:
-                resp, retry = transport.open_response(
-                    url, handle=handle, sess=sess, retry=retry, headers=headers, guard=guard
-                )
+                resp, retry, signed = open_(sess, retry, headers, guard)
                 with resp:
                     kind = resp.headers.get("Content-Type", "").split(";")[0].strip()
                     if not (fast and kind == protocol.FILES_MEDIA_TYPE):
                         body = _ResumableBody(
-                            resp, resp.url or url, handle, sess=sess, retry=retry, guard=guard
+                            resp,
+                            resp.url or url,
+                            handle,
+                            sess=sess,
+                            retry=retry,
+                            guard=guard,
+                            exact=signed,
+                            credentials=not signed,
                         )
                         return _unpack(handle, resp, body, dest)
                     manifest_url = resp.url or url

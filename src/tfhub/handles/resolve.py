@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from tfhub.handles.chain import UpstreamResolver
 from tfhub.handles.http import HttpCompressedResolver, HttpUncompressedResolver
 from tfhub.handles.local import PathResolver
 from tfhub.handles.objectstore import ObjectStoreResolver
@@ -11,12 +12,14 @@ from tfhub.handles.registry import Resolver, resolver
 
 __all__ = ["register_resolver", "resolve"]
 
-# Tried in reverse order: user resolvers, then http(s), object stores, local paths.
+# Tried in reverse order: user resolvers, then upstream handles and the handle map, http(s),
+# object stores, local paths.
 for _impl in (
     PathResolver(),
     ObjectStoreResolver(),
     HttpUncompressedResolver(),
     HttpCompressedResolver(),
+    UpstreamResolver(),
 ):
     resolver.add_implementation(_impl)
 
@@ -26,7 +29,8 @@ def resolve(handle: str | os.PathLike[str]) -> str:
 
     Args:
         handle: a local path, ``file://`` URL, ``http(s)://`` URL of a hosting-protocol server,
-            or ``gs://`` / ``s3://`` location.
+            a tfhub.dev / Kaggle / hub.tensorflow.google.cn model URL, or ``gs://`` /
+            ``s3://`` location; rewritten first by ``TFHUB_HANDLE_MAP`` when a rule matches.
 
     Returns:
         The path of a directory holding the model.
