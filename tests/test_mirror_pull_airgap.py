@@ -10,6 +10,7 @@ tfhub, and through ``tensorflow_hub`` 0.16 pointed at the mirrored URLs: equal o
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -57,7 +58,8 @@ def site(tmp_path_factory):
     base = tmp_path_factory.mktemp("airgap")
     times2, times3, times5 = (_save(base / f"m{v}", float(v)) for v in (2, 3, 5))
     upstream = Upstream().start()
-    upstream.add("google/times2/1", "google/times2/tensorFlow2/v/1", _tarball(times2))
+    archive = _tarball(times2)
+    upstream.add("google/times2/1", "google/times2/tensorFlow2/v/1", archive)
     upstream.add("google/times3/1", "google/times3/tensorFlow2/v/1", _tarball(times3))
     # the real tensorflow_hub 0.16 fills its cache from the chain
     tf_cache = base / "tfhub_modules"
@@ -74,7 +76,13 @@ def site(tmp_path_factory):
     (version_dir.parent / "1.complete").touch()
     hub = HubServer(str(base / "hub"))
     try:
-        yield {"upstream": upstream, "tf_cache": tf_cache, "kaggle": kaggle, "hub": hub}
+        yield {
+            "upstream": upstream,
+            "archive": archive,
+            "tf_cache": tf_cache,
+            "kaggle": kaggle,
+            "hub": hub,
+        }
     finally:
         hub.stop()
         upstream.stop()
@@ -95,6 +103,8 @@ def test_mirror_then_run_legacy_handles_offline(site, tmp_path, monkeypatch):
     api = f"{hub.url}/api/models"
     prov = requests.get(f"{api}/google/times2/1", timeout=10).json()["provenance"]
     assert prov["source"] == legacy_tfhub and prov["fetched"].endswith("+00:00")
+    assert prov["sha256"] == hashlib.sha256(site["archive"]).hexdigest()
+    assert prov["size"] == len(site["archive"])
     prov = requests.get(f"{api}/google/times3/1", timeout=10).json()["provenance"]
     assert prov["source"] == legacy_cached and prov["sha256"] is None
     prov = requests.get(f"{api}/google/times5/tensorflow2/v/1", timeout=10).json()["provenance"]

@@ -170,8 +170,10 @@ def test_a_killed_run_is_finished_by_running_it_again(two, tmp_path):
         archive = root / record["archive"]["key"]
         assert hashlib.sha256(archive.read_bytes()).hexdigest() == record["archive"]["sha256"]
 
+    env["TFHUB_DOWNLOAD_PROGRESS"] = "1"
     rerun = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
+    assert "mirroring" in rerun.stderr  # the progress bar
     summary = rerun.stdout.splitlines()[-1]
     assert summary == f"{2 - len(done)} mirrored, {len(done)} skipped, 0 failed"
     for version in range(1, 3):

@@ -5,8 +5,11 @@ the path :func:`tfhub.handles.upstream.mirror_path` gives its upstream handle, t
 hub's publish API (``server``) or straight into a storage root (``root``, the server's own
 validation, nothing of the model is loaded), with its provenance in the version record.
 
-* Downloads go through tfhub's resolver into a private temporary cache (removed after each
-  item), so every check of the client applies and the user's cache is left alone.
+* tfhub.dev, Kaggle and China-mirror handles are downloaded through tfhub's upstream chain
+  (redirects, signed URLs, restarts) and unpacked with the client's archive checks, hashing
+  the archive on the way (its sha256 and size go into the provenance); other URLs go through
+  tfhub's resolver into a private temporary cache. Either is removed after each item, and
+  the user's cache is left alone.
 * An item already at its path with the same files (sha256 of each) is skipped; a different
   model at that path is a failure, never overwritten (versions are immutable).
 * A version appears complete or not at all (the hub writes its record last), so a run that
@@ -26,7 +29,8 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from tfhub import config
-from tfhub.errors import HubError, PublishError, UsageError
+from tfhub.errors import ArchiveTooLargeError, HubError, PublishError, UsageError
+from tfhub.handles.upstream import is_upstream
 from tfhub.progress import count_bar
 from tfhub.server.mirror_sources import Item, discover
 from tfhub.server.provenance import make_provenance
@@ -137,8 +141,6 @@ def upstream_info(handle: str) -> dict[str, Any]:
     """What a tfhub hub says about ``handle`` (``GET /api/models/<path>``): the archive's
     sha256 and size, license and docs. Other upstreams (tfhub.dev, Kaggle, static mirrors)
     have no such API; then, or on any error, nothing is known (an empty dict)."""
-    from tfhub.handles.upstream import is_upstream
-
     parts = urlsplit(handle)
     path = parts.path.strip("/")
     if parts.scheme not in ("http", "https") or not path or parts.query or is_upstream(handle):
@@ -165,6 +167,44 @@ def upstream_info(handle: str) -> dict[str, Any]:
         "docs": docs.get("markdown") or None,
     }
     return {k: v for k, v in info.items() if v is not None}
+
+
+class _Counted:
+    """A read-only stream that hashes and counts what is read through it."""
+
+    def __init__(self, raw: Any, limit: int, handle: str) -> None:
+        self.raw, self.limit, self.handle = raw, limit, handle
+        self.digest, self.size = hashlib.sha256(), 0
+
+    def read(self, n: int = -1) -> bytes:
+        data: bytes = self.raw.read(n if n and n > 0 else 1 << 20, decode_content=False)
+        self.size += len(data)
+        if self.size > self.limit:
+            raise ArchiveTooLargeError(
+                f"The archive of {self.handle} exceeds {self.limit} bytes "
+                "(TFHUB_MAX_MODEL_BYTES); raise the limit to mirror it.",
+                handle=self.handle,
+            )
+        self.digest.update(data)
+        return data
+
+
+def fetch_upstream(handle: str, dest: Path) -> dict[str, Any]:
+    """Downloads the tfhub.dev / Kaggle / China-mirror model ``handle`` through the upstream
+    chain (:func:`tfhub.handles.chain.open_archive`: the redirects, signed URLs and restarts
+    of tfhub's resolver) and unpacks it into the empty directory ``dest`` with the client's
+    checks (:func:`tfhub.handles.archive.extract_tar_stream`); returns the archive's sha256
+    and size as received."""
+    from tfhub.handles.archive import extract_tar_stream
+    from tfhub.handles.chain import open_archive
+
+    limit = config.max_model_bytes()
+    with open_archive(handle) as resp:
+        counted = _Counted(resp.raw, limit, handle)
+        extract_tar_stream(counted, dest, source=handle)  # type: ignore[arg-type]
+        while counted.read(1 << 20):  # the rest (end-of-archive padding): hashed too
+            pass
+    return {"sha256": counted.digest.hexdigest(), "size": counted.size}
 
 
 class _Puller:
@@ -197,7 +237,11 @@ class _Puller:
                 )
         with tempfile.TemporaryDirectory(dir=self.workdir) as cache_root:
             directory = item.directory
-            if directory is None:
+            if directory is None and is_upstream(item.handle):
+                directory = Path(cache_root) / "model"
+                directory.mkdir()
+                info = fetch_upstream(item.handle, directory)
+            elif directory is None:
                 from tfhub.handles.resolve import resolve
 
                 with config.private_cache_dir(cache_root):
