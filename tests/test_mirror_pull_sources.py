@@ -179,3 +179,19 @@ def test_a_killed_run_is_finished_by_running_it_again(two, tmp_path):
     for version in range(1, 3):
         expected = _files(two["a" if version % 2 else "b"])
         assert _mirrored_files(root, f"o/m/tf/v/{version}") == expected
+
+
+def test_a_directory_holding_a_link_is_a_failure_and_publishes_nothing(two, tmp_path, capsys):
+    model = tmp_path / "linked"
+    shutil.copytree(two["a"], model)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the hub")
+    (model / "assets").mkdir(exist_ok=True)
+    (model / "assets" / "vocab.txt").symlink_to(secret)
+    root = tmp_path / "hub"
+    code, out, err = _pull(capsys, str(model), "--root", str(root), "--as", "corp/linked/1")
+    assert code == 1
+    assert out.splitlines()[-1] == "0 mirrored, 0 skipped, 1 failed"
+    assert "is not a plain file" in err
+    assert not list(root.rglob("meta.json")) if root.exists() else True
+    assert not any(p.is_file() and p.read_bytes() == b"not for the hub" for p in root.rglob("*"))

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,11 +35,14 @@ from tfhub.errors import ArchiveTooLargeError, HubError, PublishError, UsageErro
 from tfhub.handles.upstream import is_upstream
 from tfhub.progress import count_bar
 from tfhub.server.mirror_sources import Item, discover
-from tfhub.server.provenance import make_provenance
+from tfhub.server.provenance import MAX_PROVENANCE_BYTES, make_provenance
 
-__all__ = ["Outcome", "Summary", "pull", "read_source_file"]
+__all__ = ["Outcome", "Summary", "fetch_upstream", "pull", "read_source_file"]
+
+logger = logging.getLogger(__name__)
 
 _API_LIMIT = 4 << 20  # bytes of an upstream API answer we read at most
+_MAX_DOCS = MAX_PROVENANCE_BYTES // 2
 
 
 @dataclass(frozen=True)
@@ -119,11 +124,17 @@ def read_source_file(path: str | os.PathLike[str]) -> list[str]:
 
 
 def file_hashes(directory: Path) -> dict[str, str]:
-    """``relative/path`` → sha256 of every regular file under ``directory``."""
+    """``relative/path`` → sha256 of every file under ``directory``.
+
+    Raises:
+        UsageError: a link or other non-plain file (never followed; not publishable either).
+    """
     hashes = {}
-    for dirpath, _, names in os.walk(directory):
-        for name in names:
+    for dirpath, dirs, names in os.walk(directory):
+        for name in names + [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]:
             full = os.path.join(dirpath, name)
+            if not stat.S_ISREG(os.lstat(full).st_mode):
+                raise UsageError(f"{full} is not a plain file; a model holds plain files only.")
             digest = hashlib.sha256()
             with open(full, "rb") as f:
                 while chunk := f.read(1 << 20):
@@ -160,11 +171,13 @@ def upstream_info(handle: str) -> dict[str, Any]:
         return {}
     docs: dict[str, Any] = record["docs"] if isinstance(record.get("docs"), dict) else {}
     licenses = (docs.get("metadata") or {}).get("license") or [None]
+    markdown = docs.get("markdown") or None
     info = {
         "sha256": record["archive"].get("sha256"),
         "size": record["archive"].get("size"),
         "license": licenses[0],
-        "docs": docs.get("markdown") or None,
+        # docs past half the provenance limit are left out rather than fail the publish
+        "docs": markdown if isinstance(markdown, str) and len(markdown) <= _MAX_DOCS else None,
     }
     return {k: v for k, v in info.items() if v is not None}
 
@@ -205,6 +218,21 @@ def fetch_upstream(handle: str, dest: Path) -> dict[str, Any]:
         while counted.read(1 << 20):  # the rest (end-of-archive padding): hashed too
             pass
     return {"sha256": counted.digest.hexdigest(), "size": counted.size}
+
+
+def _provenance(handle: str, info: dict[str, Any]) -> dict[str, Any]:
+    """The provenance of ``handle``; a field the upstream gave malformed is left out."""
+    kept = {}
+    for key, value in info.items():
+        try:
+            make_provenance(handle, **{key: value})
+        except PublishError as exc:
+            logger.warning(
+                "%s: the upstream's %s is left out of the provenance: %s", handle, key, exc
+            )
+            continue
+        kept[key] = value
+    return make_provenance(handle, **kept)
 
 
 class _Puller:
@@ -248,10 +276,7 @@ class _Puller:
                     directory = Path(resolve(item.handle))
             if existing is not None:
                 return self._compare(item, existing, directory)
-            try:
-                provenance = make_provenance(item.handle, **info)
-            except PublishError:  # the upstream's own metadata is malformed: leave it out
-                provenance = make_provenance(item.handle)
+            provenance = _provenance(item.handle, info)
             try:
                 self.target.publish(directory, item.target, provenance)
             except PublishError as exc:
