@@ -101,6 +101,8 @@ def _tfhub_layout_cache(two, tmp_path, monkeypatch) -> tuple[Path, str]:
     shutil.copytree(
         two["b"], cache / hashlib.sha1(b"https://tfhub.dev/g/no-descriptor/1").hexdigest()
     )
+    dead = hashlib.sha1(b"https://tfhub.dev/g/dead-download/1").hexdigest()
+    shutil.copytree(two["b"], cache / f"{dead}.0a1b2c.tmp")
     return cache, handle
 
 
@@ -127,11 +129,11 @@ def test_caches_from_a_file_lower_case_kaggle_paths_and_a_summary_of_failures(
     root = tmp_path / "hub"
     code, out, err = _pull(capsys, "--from-file", str(listing), "--root", str(root))
     assert code == 1
-    assert out.splitlines()[-1] == "2 mirrored, 3 skipped, 2 failed"
+    assert out.splitlines()[-1] == "2 mirrored, 4 skipped, 2 failed"
     assert f"{tmp_path / 'missing'}: does not exist" in err
     assert "Cannot derive a mirror path from 'https://example.invalid/no-version'" in err
     assert "no 2.complete marker" in out  # kagglehub had not finished that one
-    assert out.count("half-written tensorflow_hub cache entry") == 2
+    assert out.count("half-written tensorflow_hub cache entry") == 3
     assert sorted(p.parent.relative_to(root).as_posix() for p in root.rglob("meta.json")) == [
         "google/mul/1",
         "google/mul/tensorflow2/mul/1",

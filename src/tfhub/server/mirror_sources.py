@@ -4,8 +4,9 @@
   item, downloaded later by tfhub's own resolver;
 * a ``tensorflow_hub`` (or tfhub) cache directory: one item per complete entry
   (``<sha1>/`` with ``<sha1>.descriptor.txt`` naming its handle); entries being written or
-  left half-written (a ``.lock``, no descriptor, a name that is not the sha1 of the handle)
-  are reported, not mirrored;
+  left half-written (a ``.lock``, no descriptor, only a ``<sha1>.<uuid>.tmp/`` download
+  directory) are reported, not mirrored; a descriptor naming a handle whose sha1 is not the
+  entry's name is a failure;
 * a kagglehub cache (``[.../]models/<owner>/<model>/<framework>/<variation>/<version>/``):
   one item per version whose ``<version>.complete`` marker kagglehub wrote;
 * a local model directory: one item, published at ``--as PATH``.
@@ -30,6 +31,11 @@ from tfhub.handles.upstream import mirror_path
 __all__ = ["Item", "discover"]
 
 _SHA1_DIR = re.compile(r"[0-9a-f]{40}")
+_TMP_DIR = re.compile(r"(?P<entry>[0-9a-f]{40})\.[^/]+\.tmp")  # a download under way (or dead)
+_HALF_WRITTEN = (
+    "a half-written tensorflow_hub cache entry (no descriptor, or a download holds its lock "
+    "or never finished): resolve its handle again to complete it"
+)
 _KAGGLE_MODELS = "https://www.kaggle.com/models"
 
 
@@ -71,20 +77,16 @@ def _tf_hub_cache_items(root: Path) -> list[Item]:
     names = set(os.listdir(root))
     for name in sorted(names):
         entry = root / name
+        tmp = _TMP_DIR.fullmatch(name)
+        if tmp is not None and tmp["entry"] not in names:
+            items.append(Item(str(entry), str(entry), None, note=_HALF_WRITTEN))
+            continue
         if not _SHA1_DIR.fullmatch(name) or entry.is_symlink() or not entry.is_dir():
             continue
         label = str(entry)
         handle = read_handle(entry) if name + DESCRIPTOR_SUFFIX in names else None
         if handle is None or name + LOCK_SUFFIX in names:
-            items.append(
-                Item(
-                    label,
-                    label,
-                    None,
-                    note="a half-written tensorflow_hub cache entry (no descriptor, or a "
-                    "download holds its lock): resolve its handle again to complete it",
-                )
-            )
+            items.append(Item(label, label, None, note=_HALF_WRITTEN))
         elif hashlib.sha1(handle.encode("utf8")).hexdigest() != name:
             items.append(
                 Item(label, handle, None, problem=f"its descriptor names {handle!r}, whose "
