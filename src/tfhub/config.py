@@ -42,9 +42,11 @@ Variable                            Meaning
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from tfhub.errors import ConfigError
@@ -121,6 +123,8 @@ def default_cache_dir() -> Path:
 
 def cache_dir() -> Path:
     """The cache root: ``TFHUB_CACHE_DIR`` if set, else :func:`default_cache_dir`."""
+    if _CACHE_DIR_OVERRIDE:
+        return _CACHE_DIR_OVERRIDE[-1]
     raw = os.environ.get("TFHUB_CACHE_DIR", "").strip()
     if raw.startswith("file://"):
         raw = raw[len("file://") :]
@@ -361,3 +365,20 @@ def tensorflow_hub_default_cache_dir() -> Path:
     import tempfile
 
     return Path(tempfile.gettempdir()) / "tfhub_modules"
+
+
+# Process-wide (threads of a download see it too): the innermost private_cache_dir() wins.
+_CACHE_DIR_OVERRIDE: list[Path] = []
+
+
+@contextlib.contextmanager
+def private_cache_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Within the block, :func:`cache_dir` is ``path`` whatever ``TFHUB_CACHE_DIR`` says
+    (``tfhub mirror pull`` downloads into a private temporary cache this way). Process-wide:
+    meant for the command line, not for concurrent use by threads with different caches."""
+    root = Path(path)
+    _CACHE_DIR_OVERRIDE.append(root)
+    try:
+        yield root
+    finally:
+        _CACHE_DIR_OVERRIDE.remove(root)

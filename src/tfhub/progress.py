@@ -7,7 +7,7 @@ from typing import Any
 
 from tfhub import config
 
-__all__ = ["byte_bar"]
+__all__ = ["byte_bar", "count_bar"]
 
 
 def byte_bar(desc: str, total: int | None, *, enabled: bool | None = None) -> Any:
@@ -18,3 +18,12 @@ def byte_bar(desc: str, total: int | None, *, enabled: bool | None = None) -> An
     from tqdm.auto import tqdm
 
     return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, leave=False)
+
+
+def count_bar(desc: str, total: int, *, enabled: bool | None = None) -> Any:
+    """A tqdm bar counting items (models mirrored, ...), or None when progress is off."""
+    if not (config.download_progress() if enabled is None else enabled):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="model", desc=desc, leave=False)

@@ -10,13 +10,14 @@ import argparse
 import errno
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from tfhub import config
+from tfhub.cli import mirror
+from tfhub.cli.common import check_root as _check_root
 from tfhub.errors import (
     ArchiveError,
     CacheError,
@@ -44,8 +45,9 @@ EXIT_CODES: tuple[tuple[type[HubError], int], ...] = (
 )
 EXIT_OS_ERROR = 7
 _EPILOG = (
-    "exit status: 0 ok, 1 check failed (cache verify/rm), 2 usage or other error, "
-    "3 model not found (or not cached offline), 4 network/server error or refused publish, "
+    "exit status: 0 ok, 1 check failed (cache verify/rm, a source of mirror pull), 2 usage "
+    "or other error, 3 model not found (or not cached offline), 4 network/server error or "
+    "refused publish, "
     f"5 not a valid model or archive, 6 cache not usable, {EXIT_OS_ERROR} file system or "
     "operating system error, 130 interrupted. Errors are one line 'tfhub: error: ...'; "
     "-v adds the traceback."
@@ -97,22 +99,6 @@ def _cmd_import_sentence_transformer(args: argparse.Namespace) -> int:
 
     print(import_sentence_transformer(args.model_dir, args.export_dir))
     return 0
-
-
-def _check_root(root: str, *, must_exist: bool) -> None:
-    """A local storage root must be a directory (``serve`` creates a missing one)."""
-    if "://" in root:
-        return
-    if os.path.exists(root) and not os.path.isdir(root):
-        raise UsageError(
-            f"ROOT {root} is a file, not a directory: give the hub's storage directory "
-            "(created if missing) or s3://bucket/prefix."
-        )
-    if must_exist and not os.path.isdir(root):
-        raise UsageError(
-            f"ROOT {root} does not exist: give the storage directory of a hub "
-            "(the ROOT of 'tfhub serve ROOT')."
-        )
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -179,22 +165,6 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from tfhub.tools.inspect import format_text
 
     print(format_text(info))
-    return 0
-
-
-def _cmd_mirror(args: argparse.Namespace) -> int:
-    from tfhub.server.catalog import Catalog
-    from tfhub.server.mirror import export_mirror
-    from tfhub.server.storage import open_storage
-
-    _check_root(args.root, must_exist=True)
-    if not Catalog(open_storage(args.root)).models():
-        raise UsageError(
-            f"ROOT {args.root} holds no published models: give the storage directory of a hub "
-            "(the ROOT of 'tfhub serve ROOT'); nothing was written."
-        )
-    count = export_mirror(args.root, args.out)
-    print(f"wrote {count} model versions to {args.out}")
     return 0
 
 
@@ -327,16 +297,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--docs", help="Markdown documentation (tfhub.dev docs format)")
     p.set_defaults(func=_cmd_publish)
 
-    p = add(sub, "mirror", help="static mirror of a storage root")
-    mirror_sub = p.add_subparsers(dest="mirror_command", required=True)
-    export = add(
-        mirror_sub, "export", help="write a tree any static web server can serve to tensorflow_hub"
-    )
-    export.add_argument("root", help="storage root of a hub")
-    export.add_argument(
-        "out", help="output directory (new or empty; appears complete or not at all)"
-    )
-    p.set_defaults(func=_cmd_mirror)
+    mirror.add_commands(sub, add)
 
     p = add(
         sub,

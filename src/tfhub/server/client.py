@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import uuid
@@ -15,7 +16,7 @@ from tfhub.handles.http import session
 from tfhub.progress import byte_bar
 from tfhub.server.packing import pack_model_dir
 
-__all__ = ["pack_model", "publish_to_root", "publish_to_server"]
+__all__ = ["fetch_record", "pack_model", "publish_to_root", "publish_to_server"]
 
 _CHUNK = 1 << 20
 
@@ -27,7 +28,9 @@ def pack_model(src_dir: str | os.PathLike[str], out: Path) -> Path:
     return out
 
 
-def _multipart(archive: Path, docs: str | None, boundary: str) -> Iterator[bytes]:
+def _multipart(
+    archive: Path, docs: str | None, boundary: str, provenance: dict[str, Any] | None = None
+) -> Iterator[bytes]:
     yield (
         f'--{boundary}\r\nContent-Disposition: form-data; name="model"; '
         'filename="model.tar.gz"\r\nContent-Type: application/gzip\r\n\r\n'
@@ -48,6 +51,12 @@ def _multipart(archive: Path, docs: str | None, boundary: str) -> Iterator[bytes
             "Content-Type: text/markdown; charset=utf-8\r\n\r\n"
         ).encode()
         yield docs.encode("utf8")
+    if provenance is not None:
+        yield (
+            f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="provenance"\r\n'
+            "Content-Type: application/json\r\n\r\n"
+        ).encode()
+        yield json.dumps(provenance).encode("utf8")
     yield f"\r\n--{boundary}--\r\n".encode()
 
 
@@ -69,11 +78,14 @@ def publish_to_server(
     server: str,
     token: str | None = None,
     docs: str | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Uploads ``src_dir`` as ``publisher/model/version`` to the hub at ``server``.
 
     Args:
         token: the bearer token (default ``TFHUB_TOKEN``).
+        provenance: where the model came from (:mod:`tfhub.server.provenance`), stored in
+            the record by the hub.
 
     Raises:
         PublishError: the server refused (``.status``; its message is in the error).
@@ -91,7 +103,7 @@ def publish_to_server(
             try:
                 resp = s.post(
                     url,
-                    data=_multipart(archive, docs, boundary),
+                    data=_multipart(archive, docs, boundary, provenance),
                     headers=headers,
                     timeout=(config.http_timeout(), 3600),
                 )
@@ -107,7 +119,12 @@ def publish_to_server(
 
 
 def publish_to_root(
-    src_dir: str | os.PathLike[str], name: str, *, root: str, docs: str | None = None
+    src_dir: str | os.PathLike[str],
+    name: str,
+    *,
+    root: str,
+    docs: str | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Publishes into a storage root directly (no server), with the same validation.
 
@@ -135,9 +152,38 @@ def publish_to_root(
                 while chunk := f.read(_CHUNK):
                     upload.write(chunk)
             sha256 = upload.finish()
-            return publisher.publish(model_name, upload, sha256, docs)
+            return publisher.publish(model_name, upload, sha256, docs, provenance=provenance)
         except PublishError as exc:
             raise PublishError(f"Cannot publish {name}: {exc}", status=exc.status) from exc
         finally:
             upload.discard()
             publisher.close()
+
+
+def fetch_record(server: str, name: str, *, token: str | None = None) -> dict[str, Any] | None:
+    """The record of version ``name`` on the hub at ``server``, or None when it has none.
+
+    Raises:
+        DownloadError: the hub could not be reached or answered with an error.
+    """
+    url = f"{server.rstrip('/')}/api/models/{name.strip('/')}"
+    token = token or config.client_token()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with session() as s:
+        try:
+            resp = s.get(url, headers=headers, timeout=config.http_timeout())
+        except Exception as exc:
+            raise DownloadError(f"Could not reach {url}: {exc}", url=url) from exc
+    if resp.status_code == 404:
+        return None
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if resp.status_code != 200 or not isinstance(body, dict):
+        raise DownloadError(
+            f"{url} answered {resp.status_code} {resp.text[:200]!r}; is {server} a tfhub hub?",
+            url=url,
+            status=resp.status_code,
+        )
+    return body

@@ -198,9 +198,18 @@ class Publisher:
         return {"block_size": BLOCK_SIZE, "files": files}
 
     def publish(
-        self, name: ModelName, upload: Upload, sha256: str, docs: str | None
+        self,
+        name: ModelName,
+        upload: Upload,
+        sha256: str,
+        docs: str | None,
+        *,
+        provenance: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Validates ``upload`` and commits it as ``name``; returns the new record."""
+        """Validates ``upload`` and commits it as ``name``; returns the new record.
+
+        ``provenance`` (checked by :mod:`tfhub.server.provenance`) goes into the record as is.
+        """
         self.check_absent(name)
         parsed_docs = None
         if docs:
@@ -240,6 +249,8 @@ class Publisher:
             "warnings": warnings,
             "published_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         }
+        if provenance is not None:
+            record["provenance"] = provenance
         storage = self.catalog.storage
         storage.put_file(archive_key, upload.path)
         try:

@@ -1,5 +1,6 @@
 """Publishing: ``PUT /api/models/<publisher>/<model>/<version>`` (body: the tar.gz) and
-``POST`` the same path with ``multipart/form-data`` fields ``model`` (file) and ``docs``."""
+``POST`` the same path with ``multipart/form-data`` fields ``model`` (file), ``docs`` and
+``provenance`` (JSON, :mod:`tfhub.server.provenance`; set by ``tfhub mirror pull``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from tfhub.errors import ModelNameError, PublishError
 from tfhub.server.catalog import ModelName, parse_model_path
 from tfhub.server.hub import Hub
+from tfhub.server.provenance import MAX_PROVENANCE_BYTES, parse_provenance
 from tfhub.server.publish import Upload
 from tfhub.server.responses import error_response as _error
 
@@ -30,21 +32,28 @@ def register(app: FastAPI, hub: Hub) -> None:
         grants.check(request.headers.get("authorization"), name.publisher)
         await asyncio.to_thread(publisher.check_absent, name)
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit + _MAX_DOCS_BYTES:
+        extra = _MAX_DOCS_BYTES + MAX_PROVENANCE_BYTES
+        if declared and declared.isdigit() and int(declared) > limit + extra:
             raise PublishError(f"The upload exceeds the limit of {limit} bytes.", status=413)
         upload = publisher.new_upload()
-        docs = bytearray()
+        docs, origin = bytearray(), bytearray()
         try:
             if docs_field:
-                await _read_multipart(request, upload, docs)
+                await _read_multipart(request, upload, docs, origin)
             else:
                 async for chunk in request.stream():
                     upload.write(chunk)
             sha256 = upload.finish()
             if upload.size == 0:
                 raise PublishError("The upload is empty; send the model's tar.gz.", status=400)
+            provenance = parse_provenance(origin.decode("utf8")) if origin else None
             record = await asyncio.to_thread(
-                publisher.publish, name, upload, sha256, docs.decode("utf8") or None
+                publisher.publish,
+                name,
+                upload,
+                sha256,
+                docs.decode("utf8") or None,
+                provenance=provenance,
             )
         finally:
             upload.discard()
@@ -63,7 +72,7 @@ def register(app: FastAPI, hub: Hub) -> None:
         except PublishError as exc:
             return _error(exc.status or 400, str(exc))
         except UnicodeDecodeError:
-            return _error(400, "The docs field must be UTF-8 Markdown.")
+            return _error(400, "The docs and provenance fields must be UTF-8 text.")
         return JSONResponse(record, status_code=201)
 
     @app.put("/api/models/{path:path}", summary="Publish a version (body: the model's tar.gz)")
@@ -72,14 +81,18 @@ def register(app: FastAPI, hub: Hub) -> None:
 
     @app.post(
         "/api/models/{path:path}",
-        summary="Publish a version (multipart: `model` file, optional `docs` Markdown)",
+        summary="Publish a version (multipart: `model` file, optional `docs` Markdown and "
+        "`provenance` JSON)",
     )
     async def post_model(path: str, request: Request) -> Response:
         return await _publish(request, path, docs_field=True)
 
 
-async def _read_multipart(request: Request, upload: Upload, docs: bytearray) -> None:
-    """Streams a multipart body: the ``model`` part into ``upload``, ``docs`` into ``docs``."""
+async def _read_multipart(
+    request: Request, upload: Upload, docs: bytearray, provenance: bytearray
+) -> None:
+    """Streams a multipart body: the ``model`` part into ``upload``, ``docs`` into ``docs``,
+    ``provenance`` into ``provenance``."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in params:
         raise PublishError(
@@ -114,6 +127,10 @@ async def _read_multipart(request: Request, upload: Upload, docs: bytearray) -> 
                 docs.extend(data[start:end])
                 if len(docs) > _MAX_DOCS_BYTES:
                     raise PublishError("The docs field exceeds 1 MiB.", status=413)
+            elif state["name"] == "provenance":
+                provenance.extend(data[start:end])
+                if len(provenance) > MAX_PROVENANCE_BYTES:
+                    raise PublishError("The provenance field exceeds 1 MiB.", status=413)
         except PublishError as exc:
             errors.append(exc)
 
