@@ -27,7 +27,9 @@ def pack_model(src_dir: str | os.PathLike[str], out: Path) -> Path:
     return out
 
 
-def _multipart(archive: Path, docs: str | None, boundary: str) -> Iterator[bytes]:
+def _multipart(
+    archive: Path, docs: str | None, boundary: str, private: bool = False
+) -> Iterator[bytes]:
     yield (
         f'--{boundary}\r\nContent-Disposition: form-data; name="model"; '
         'filename="model.tar.gz"\r\nContent-Type: application/gzip\r\n\r\n'
@@ -48,6 +50,10 @@ def _multipart(archive: Path, docs: str | None, boundary: str) -> Iterator[bytes
             "Content-Type: text/markdown; charset=utf-8\r\n\r\n"
         ).encode()
         yield docs.encode("utf8")
+    if private:
+        yield (
+            f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="private"\r\n\r\ntrue'
+        ).encode()
     yield f"\r\n--{boundary}--\r\n".encode()
 
 
@@ -69,11 +75,13 @@ def publish_to_server(
     server: str,
     token: str | None = None,
     docs: str | None = None,
+    private: bool = False,
 ) -> dict[str, Any]:
     """Uploads ``src_dir`` as ``publisher/model/version`` to the hub at ``server``.
 
     Args:
         token: the bearer token (default ``TFHUB_TOKEN``).
+        private: publish a private version (read only with a read grant).
 
     Raises:
         PublishError: the server refused (``.status``; its message is in the error).
@@ -91,7 +99,7 @@ def publish_to_server(
             try:
                 resp = s.post(
                     url,
-                    data=_multipart(archive, docs, boundary),
+                    data=_multipart(archive, docs, boundary, private),
                     headers=headers,
                     timeout=(config.http_timeout(), 3600),
                 )
@@ -107,7 +115,12 @@ def publish_to_server(
 
 
 def publish_to_root(
-    src_dir: str | os.PathLike[str], name: str, *, root: str, docs: str | None = None
+    src_dir: str | os.PathLike[str],
+    name: str,
+    *,
+    root: str,
+    docs: str | None = None,
+    private: bool = False,
 ) -> dict[str, Any]:
     """Publishes into a storage root directly (no server), with the same validation.
 
@@ -135,7 +148,7 @@ def publish_to_root(
                 while chunk := f.read(_CHUNK):
                     upload.write(chunk)
             sha256 = upload.finish()
-            return publisher.publish(model_name, upload, sha256, docs)
+            return publisher.publish(model_name, upload, sha256, docs, private=private)
         except PublishError as exc:
             raise PublishError(f"Cannot publish {name}: {exc}", status=exc.status) from exc
         finally:
