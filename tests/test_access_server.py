@@ -4,6 +4,7 @@ Range); with one, it is served. One in-process hub (uvicorn in a thread) per mod
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import socket
 import threading
@@ -87,12 +88,13 @@ def _put(url: str, name: str, archive: bytes, token: str, **params: str) -> requ
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessHub]:
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Tokens]]:
+    """A storage root with acme/public/1, acme/secret/1 (private), acme/mixed/1 and
+    acme/mixed/2 (private), published through a hub; and the hub's tokens."""
     tmp = tmp_path_factory.mktemp("access")
     (tmp / "tokens").write_text(TOKEN_FILE)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TFHUB_TOKEN_FILE", str(tmp / "tokens"))
-        mp.setenv("TFHUB_PRIVATE_NAMESPACES", "team")
         mp.setenv("TFHUB_PUBLISH_TOKEN", ADMIN)
         tokens = Tokens.from_env()
     server = InProcessHub(tmp / "store", tokens)
@@ -102,14 +104,40 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessHub]:
             ("acme/public/1", public, {}),
             ("acme/secret/1", make_tarball(_save_mul(tmp / "secret", 3.0)), {"private": "true"}),
             ("acme/mixed/1", public, {}),
-            ("acme/mixed/2", make_tarball(_save_mul(tmp / "mixed2", 5.0)), {"private": "1"}),
-            ("team/model/1", make_tarball(_save_mul(tmp / "team", 7.0)), {}),
         ):
             resp = _put(server.url, name, archive, ADMIN, **params)
             assert resp.status_code == 201, resp.text
-        yield server
+        # The multipart form (tfhub publish --server --private) sends a field instead.
+        files = {
+            "model": ("m.tar.gz", make_tarball(_save_mul(tmp / "mixed2", 5.0))),
+            "private": (None, "true"),
+        }
+        resp = requests.post(
+            f"{server.url}/api/models/acme/mixed/2", files=files, headers=_auth(ADMIN), timeout=120
+        )
+        assert resp.status_code == 201, resp.text
     finally:
         server.stop()
+    yield tmp / "store", tokens
+
+
+@pytest.fixture(scope="module")
+def hub(store: tuple[Path, Tokens]) -> Iterator[InProcessHub]:
+    server = InProcessHub(*store)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def private_acme(store: tuple[Path, Tokens]) -> Iterator[InProcessHub]:
+    """The same storage served with acme a private namespace (TFHUB_PRIVATE_NAMESPACES)."""
+    root, tokens = store
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TFHUB_PRIVATE_NAMESPACES", "acme,team")
+        private = Tokens.from_env().private_namespaces
+    server = InProcessHub(root, dataclasses.replace(tokens, private_namespaces=private))
+    yield server
+    server.stop()
 
 
 def _auth(token: str | None) -> dict[str, str]:
@@ -143,10 +171,15 @@ def _reads(name: str) -> list[tuple[str, str, dict]]:
     ]
 
 
+def _absent(name: str) -> str:
+    """A name like ``name`` that was never published (same publisher and version)."""
+    publisher, _, rest = name.partition("/")
+    version = rest.rsplit("/", 1)[1] if rest.rsplit("/", 1)[-1].isdigit() else None
+    return f"{publisher}/absent" + (f"/{version}" if version else "")
+
+
 def _same_as_missing(hub: InProcessHub, name: str, token: str | None) -> None:
-    missing = name.replace("secret", "absent").replace("team/model", "team/absent")
-    missing = missing.replace("mixed/2", "mixed/9")
-    assert missing != name
+    missing = _absent(name)
     for method, path, kw in _reads(name):
         got = _get(hub, path, token, method, **kw)
         want = _get(hub, path.replace(name, missing), token, method, **kw)
@@ -156,41 +189,53 @@ def _same_as_missing(hub: InProcessHub, name: str, token: str | None) -> None:
         assert got.headers.get("content-type") == want.headers.get("content-type")
 
 
-PRIVATE = ["acme/secret/1", "acme/secret", "acme/mixed/2", "team/model/1", "team/model"]
+def _readable(hub: InProcessHub, name: str, token: str | None) -> None:
+    public = _get(hub, "/acme/public/1", None, "HEAD").status_code  # HEAD: as for public ones
+    for method, path, kw in _reads(name):
+        resp = _get(hub, path, token, method, **kw)
+        ok = resp.status_code == public if method == "HEAD" else resp.status_code in (200, 206)
+        assert ok, (token, method, path, resp.status_code)
+
+
+PRIVATE = ["acme/secret/1", "acme/secret", "acme/mixed/2"]
+ACME_ALL = ["acme/public/1", "acme/public", "acme/mixed/1", "acme/mixed", *PRIVATE]
 
 
 @pytest.mark.parametrize("token", [None, OTHER, UNKNOWN])
 def test_private_models_answer_like_missing_ones_without_a_grant(hub, token):
     for name in PRIVATE:
         _same_as_missing(hub, name, token)
+    for name in ("acme/public/1", "acme/mixed/1", "acme/mixed"):
+        _readable(hub, name, token)
 
 
-def test_grants_are_per_namespace_and_per_model(hub):
-    _same_as_missing(hub, "team/model/1", ACME)  # acme's token, team's private namespace
+def test_grants_are_per_model_and_a_publish_grant_reads(hub):
     _same_as_missing(hub, "acme/mixed/2", SECRET_ONLY)  # a grant for acme/secret only
     _same_as_missing(hub, "acme/secret/1", TEAM)
-    readable = {
-        ACME: ["acme/secret/1", "acme/secret", "acme/mixed/2"],
+    for token, names in {
+        ACME: PRIVATE,
         SECRET_ONLY: ["acme/secret/1", "acme/secret"],
-        TEAM: ["team/model/1", "team/model"],
-        ADMIN: PRIVATE,  # a publish grant reads too
-    }
-    for token, names in readable.items():
+        ADMIN: PRIVATE,  # TFHUB_PUBLISH_TOKEN: publishes and reads everything
+    }.items():
         for name in names:
-            for method, path, kw in _reads(name):
-                resp = _get(hub, path, token, method, **kw)
-                assert resp.status_code in (200, 206) or (method, resp.status_code) == (
-                    "HEAD",
-                    405,  # HEAD is answered like for a public model (see the next test)
-                ), (token, method, path, resp.status_code)
+            _readable(hub, name, token)
 
 
-def test_head_of_a_private_model_with_a_grant_matches_a_public_model(hub):
-    public = _get(hub, "/acme/public/1", None, "HEAD").status_code
-    assert _get(hub, "/acme/secret/1", ACME, "HEAD").status_code == public
-    assert _get(hub, "/acme/secret/1", None, "HEAD").status_code == (
-        _get(hub, "/acme/absent/1", None, "HEAD").status_code
+@pytest.mark.parametrize("token", [None, OTHER, TEAM, SECRET_ONLY])
+def test_a_private_namespace_hides_every_model_of_it(private_acme, token):
+    names = ACME_ALL if token != SECRET_ONLY else [n for n in ACME_ALL if "secret" not in n]
+    for name in names:
+        _same_as_missing(private_acme, name, token)
+    assert _get(private_acme, "/api/models", token).json() == (
+        [] if token != SECRET_ONLY else _get(private_acme, "/api/models?q=secret", ACME).json()
     )
+    page = _get(private_acme, "/", token).text
+    assert "acme/public" not in page and "acme/mixed" not in page
+    sha = _variables_blob(private_acme, "acme/public/1")  # also in acme/mixed/1: both private
+    assert _get(private_acme, f"/api/blobs/{sha}", token).status_code == 404
+    assert _get(private_acme, f"/api/blobs/{sha}", ACME).status_code == 200
+    for name in ACME_ALL:
+        _readable(private_acme, name, ACME)
 
 
 def test_archive_and_range_are_served_with_a_grant(hub):
@@ -206,16 +251,16 @@ def test_archive_and_range_are_served_with_a_grant(hub):
 
 
 def test_blobs_referenced_only_by_private_versions_are_hidden(hub):
-    for name, reader in (("acme/secret/1", ACME), ("acme/mixed/2", ACME), ("team/model/1", TEAM)):
+    for name in ("acme/secret/1", "acme/mixed/2"):
         sha = _variables_blob(hub, name)
         absent = hashlib.sha256(name.encode()).hexdigest()
-        for token in (None, OTHER, UNKNOWN):
+        for token in (None, OTHER, UNKNOWN, TEAM):
             for kw in ({}, {"headers": {"Range": "bytes=0-3"}}):
                 got = _get(hub, f"/api/blobs/{sha}", token, **kw)
                 want = _get(hub, f"/api/blobs/{absent}", token, **kw)
                 assert got.status_code == want.status_code == 404
                 assert got.content.replace(sha.encode(), absent.encode()) == want.content
-        assert _get(hub, f"/api/blobs/{sha}", reader).status_code == 200
+        assert _get(hub, f"/api/blobs/{sha}", ACME).status_code == 200
     # A file that a public version holds too stays public.
     manifest = _get(hub, "/acme/public/1?tf-hub-format=compressed", None, headers={"Accept": FILES})
     for f in manifest.json()["files"]:
@@ -223,27 +268,27 @@ def test_blobs_referenced_only_by_private_versions_are_hidden(hub):
 
 
 def test_search_and_catalog_show_only_readable_models(hub):
-    def names(token, **params):
+    def found(token, **params):
         resp = _get(hub, "/api/models", token, params=params)
         assert resp.status_code == 200
-        return {(m["publisher"], m["model"]): m["versions"] for m in resp.json()}
+        return {f"{m['publisher']}/{m['model']}": m for m in resp.json()}
 
-    anonymous = names(None)
-    assert anonymous == {("acme", "public"): [1]}  # acme/mixed's latest is private
-    assert names(None, q="secret") == {} and names(None, publisher="team") == {}
-    assert names(OTHER) == anonymous
-    assert names(ACME) == {
-        ("acme", "public"): [1],
-        ("acme", "secret"): [1],
-        ("acme", "mixed"): [1, 2],
-    }
-    assert set(names(TEAM)) == {("acme", "public"), ("team", "model")}
-    assert names(SECRET_ONLY, q="secret") == {("acme", "secret"): [1]}
-    page = _get(hub, "/", None).text
-    assert "acme/public" in page
-    for hidden in ("secret", "team", "mixed"):
-        assert hidden not in page, hidden
-    assert "team" not in _get(hub, "/", OTHER, params={"publisher": "team"}).text
+    anonymous = found(None)
+    assert anonymous["acme/public"]["versions"] == [1] and "acme/secret" not in anonymous
+    # acme/mixed's latest version is private: hidden, or shown as its latest public version.
+    mixed = anonymous.get("acme/mixed")
+    assert mixed is None or (mixed["versions"] == [1] and mixed["version"] == 1)
+    assert found(None, q="secret") == {} and found(OTHER, q="secret") == {}
+    assert found(OTHER).keys() == anonymous.keys()
+    granted = found(ACME)
+    assert granted.keys() == {"acme/public", "acme/secret", "acme/mixed"}
+    assert granted["acme/mixed"]["versions"] == [1, 2]
+    assert found(SECRET_ONLY, q="secret").keys() == {"acme/secret"}
+    for token in (None, OTHER):
+        page = _get(hub, "/", token).text
+        assert "acme/public" in page and "secret" not in page
+        searched = _get(hub, "/?q=secret", token).text.replace("secret", "nosuch")
+        assert "acme/mixed/2" not in page and searched == _get(hub, "/?q=nosuch", token).text
     assert "acme/secret" in _get(hub, "/", ACME).text
 
 
@@ -262,7 +307,7 @@ def test_version_lists_hide_private_versions(hub):
     assert latest.status_code == 200 and latest.content == v1.content
 
 
-def test_publishing_needs_a_publish_grant_and_rejects_bad_private_flags(hub, tmp_path):
+def test_publishing_needs_a_publish_grant_and_rejects_bad_private_flags(hub):
     archive = b"\x1f\x8b not even read"
     assert _put(hub.url, "acme/x/1", archive, ACME).status_code == 403  # read-only grant
     assert _put(hub.url, "acme/x/1", archive, UNKNOWN).status_code == 401
