@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.helpers import run_python
 from tests.helpers.models import MyMulModel
 from tfhub import protocol
 from tfhub.server.publish import Tokens  # where it was before access.py
@@ -314,3 +315,34 @@ def test_publishing_needs_a_publish_grant_and_rejects_bad_private_flags(hub):
     bad = _put(hub.url, "other/x/1", archive, OTHER, private="maybe")
     assert bad.status_code == 400 and "private" in bad.json()["error"]
     assert _get(hub, "/api/models/other/x/1", ADMIN).status_code == 404
+
+
+@pytest.mark.parametrize("fast_path", ["1", "0"])
+def test_the_tfhub_client_loads_a_private_model_with_its_token(hub, monkeypatch, fast_path):
+    import tfhub
+
+    monkeypatch.setenv("TFHUB_FAST_PATH", fast_path)
+    monkeypatch.setenv("TFHUB_TOKEN", ACME)
+    with pytest.raises(tfhub.RemoteNotFoundError):  # no TFHUB_TOKEN_ORIGINS: not sent
+        tfhub.resolve(f"{hub.url}/acme/secret/1")
+    monkeypatch.setenv("TFHUB_TOKEN_ORIGINS", hub.url)
+    assert float(tfhub.load(f"{hub.url}/acme/secret/1")(2.0)) == 6.0
+    assert float(tfhub.load(f"{hub.url}/acme/mixed")(2.0)) == 10.0  # latest: private v2
+    monkeypatch.setenv("TFHUB_TOKEN", OTHER)  # another namespace's token
+    with pytest.raises(tfhub.RemoteNotFoundError):
+        tfhub.resolve(f"{hub.url}/acme/mixed/2")
+
+
+def test_tensorflow_hub_loads_public_models_and_not_private_ones(hub):
+    out = run_python(
+        f"""
+        import tensorflow_hub as tfh
+        print(float(tfh.load({hub.url + "/acme/public/1"!r})(2.0)))
+        print(float(tfh.load({hub.url + "/acme/mixed"!r})(2.0)))
+        try:
+            tfh.load({hub.url + "/acme/secret/1"!r})
+        except Exception as exc:
+            print("refused", "404" in str(exc))
+        """
+    )
+    assert out.split()[-4:] == ["4.0", "4.0", "refused", "True"]
