@@ -346,3 +346,24 @@ def test_tensorflow_hub_loads_public_models_and_not_private_ones(hub):
         """
     )
     assert out.split()[-4:] == ["4.0", "4.0", "refused", "True"]
+
+
+def test_shared_caches_may_not_keep_private_responses(hub, private_acme):
+    """A private archive, manifest or blob served to a token holder says Cache-Control:
+    private (a CDN or proxy must not hand it to the next, anonymous, reader)."""
+    archive = "/acme/secret/1?tf-hub-format=compressed"
+    secret_blob = f"/api/blobs/{_variables_blob(hub, 'acme/secret/1')}"
+    for server, path in (
+        (hub, archive),
+        (hub, "/acme/mixed?tf-hub-format=compressed"),  # its latest is private
+        (hub, secret_blob),
+        (private_acme, "/acme/public/1?tf-hub-format=compressed"),
+        (private_acme, f"/api/blobs/{_variables_blob(hub, 'acme/public/1')}"),
+    ):
+        for headers in ({}, {"Accept": FILES}, {"Range": "bytes=0-3"}):
+            resp = _get(server, path, ACME, headers=headers)
+            assert resp.status_code in (200, 206), (path, headers)
+            cache = resp.headers["Cache-Control"]
+            assert cache.startswith("private") and "public" not in cache, (path, headers, cache)
+    public = _get(hub, "/acme/public/1?tf-hub-format=compressed", ACME)
+    assert public.headers["Cache-Control"].startswith("public")

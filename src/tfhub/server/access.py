@@ -30,7 +30,7 @@ import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from tfhub import config
 from tfhub.errors import ConfigError, PublishError
@@ -40,6 +40,7 @@ __all__ = [
     "TokenGrant",
     "Tokens",
     "blob_visible",
+    "cache_privately",
     "hash_token",
     "new_token",
     "scope_dependency",
@@ -78,6 +79,29 @@ class ReadScope:
     def allows(self, record: Mapping[str, Any]) -> bool:
         """Whether this request may see the version that ``record`` describes."""
         return self.can_read(record["publisher"], record["model"], record.get("private") is True)
+
+    @property
+    def anonymous(self) -> ReadScope:
+        """What a request without a token may read on the same hub."""
+        return ReadScope(self.private_namespaces)
+
+
+class _WithHeaders(Protocol):
+    @property
+    def headers(self) -> Any: ...
+
+
+_Response = TypeVar("_Response", bound=_WithHeaders)
+
+
+def cache_privately(response: _Response, public: bool) -> _Response:
+    """``response``; unless what it holds is ``public``, with ``Cache-Control: private`` (a
+    shared cache must never keep a private model and hand it to other readers)."""
+    if not public:
+        value = response.headers.get("cache-control", "")
+        value = value.removeprefix("public").lstrip(", ")
+        response.headers["Cache-Control"] = f"private, {value}" if value else "private"
+    return response
 
 
 def visible_versions(

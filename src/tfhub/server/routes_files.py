@@ -23,6 +23,7 @@ from tfhub.errors import ModelNameError
 from tfhub.server.access import (
     ReadScope,
     blob_visible,
+    cache_privately,
     scope_dependency,
     visible_record,
     visible_versions,
@@ -54,7 +55,7 @@ def register_blobs(app: FastAPI, hub: Hub) -> None:
         key = blob_key(sha256)
         if blob is None or storage.size(key) is None:
             return _error(404, f"No published file has the sha256 {sha256}.")
-        return ranged_response(
+        response = ranged_response(
             request,
             storage,
             key,
@@ -63,6 +64,9 @@ def register_blobs(app: FastAPI, hub: Hub) -> None:
             content_type="application/octet-stream",
             immutable=True,
             blob=blob,
+        )
+        return cache_privately(
+            response, blob_visible(catalog.all_records(), sha256, scope.anonymous)
         )
 
 
@@ -85,12 +89,14 @@ def register_models(app: FastAPI, hub: Hub) -> None:
         formats = request.query_params.getlist(protocol.FORMAT_PARAM)
         wanted = {f.strip() for value in formats for f in value.split(",")}
         if protocol.COMPRESSED in wanted:
+            public = scope.anonymous.allows(record)  # else: no shared cache may keep it
             if record.get("blobs") and protocol.FILES_MEDIA_TYPE in request.headers.get(
                 "accept", ""
             ):
-                return _files_manifest(record, versioned=name.version is not None)
+                manifest = _files_manifest(record, versioned=name.version is not None)
+                return cache_privately(manifest, public)
             archive = record["archive"]
-            return ranged_response(
+            response = ranged_response(
                 request,
                 storage,
                 archive["key"],
@@ -99,6 +105,7 @@ def register_models(app: FastAPI, hub: Hub) -> None:
                 content_type="application/gzip",
                 immutable=name.version is not None,
             )
+            return cache_privately(response, public)
         if protocol.UNCOMPRESSED in wanted:
             return PlainTextResponse(
                 "This hub serves tf-hub-format=compressed only (the uncompressed format needs "
