@@ -62,6 +62,14 @@ def test_hashed_tokens_publish_and_read_and_leave_no_plaintext(tmp_path, capsys,
         monkeypatch.setenv("TFHUB_TOKEN_ORIGINS", server.url)
         monkeypatch.setenv("TFHUB_TOKEN", reader)
         assert float(hub.load(f"{server.url}/acme/m/1")(2.0)) == 4.0
+        # Publishing takes the server's token from the client token file too.
+        monkeypatch.delenv("TFHUB_TOKEN")
+        assert main(["publish", str(model), "acme/n/1", "--server", server.url]) == 4
+        assert "(401)" in capsys.readouterr().err
+        (tmp_path / "mine").write_text(f"{server.url} {reader}\n")
+        monkeypatch.setenv("TFHUB_CLIENT_TOKEN_FILE", str(tmp_path / "mine"))
+        assert main(["publish", str(model), "acme/n/1", "--server", server.url]) == 4
+        assert "may not publish for publisher 'acme'" in capsys.readouterr().err  # 403: known
         log = server.wait_for_log("plaintext token")
     assert "tokens:3 holds a plaintext token" in log
     stored = _files_text(root)

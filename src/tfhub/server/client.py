@@ -11,6 +11,7 @@ from typing import Any
 
 from tfhub import config
 from tfhub.errors import DownloadError, ModelNameError, PublishError, UsageError
+from tfhub.handles import credentials
 from tfhub.handles.http import session
 from tfhub.progress import byte_bar
 from tfhub.server.packing import pack_model_dir
@@ -57,6 +58,11 @@ def _multipart(
     yield f"\r\n--{boundary}--\r\n".encode()
 
 
+def _file_token(url: str) -> str | None:
+    origin = credentials.origin_of(url)
+    return credentials.tokens().get(origin) if origin else None
+
+
 def _refusal(url: str, name: str, status: int, body: Any) -> PublishError:
     """The server's refusal as a PublishError that keeps the server's message."""
     said = body.get("error", body) if isinstance(body, dict) else body
@@ -80,7 +86,8 @@ def publish_to_server(
     """Uploads ``src_dir`` as ``publisher/model/version`` to the hub at ``server``.
 
     Args:
-        token: the bearer token (default ``TFHUB_TOKEN``).
+        token: the bearer token (default ``TFHUB_TOKEN``, else the server's line of
+            ``TFHUB_CLIENT_TOKEN_FILE``).
         private: publish a private version (read only with a read grant).
 
     Raises:
@@ -88,7 +95,7 @@ def publish_to_server(
         DownloadError: the server could not be reached.
     """
     url = f"{server.rstrip('/')}/api/models/{name.strip('/')}"
-    token = token or config.client_token()
+    token = token or config.client_token() or _file_token(url)
     with tempfile.TemporaryDirectory() as tmp:
         archive = pack_model(src_dir, Path(tmp) / "model.tar.gz")
         boundary = uuid.uuid4().hex
