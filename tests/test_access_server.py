@@ -232,6 +232,7 @@ def test_a_private_namespace_hides_every_model_of_it(private_acme, token):
     )
     page = _get(private_acme, "/", token).text
     assert "acme/public" not in page and "acme/mixed" not in page
+    assert ("value='acme'" in page) == (token == SECRET_ONLY)  # the publisher filter
     sha = _variables_blob(private_acme, "acme/public/1")  # also in acme/mixed/1: both private
     assert _get(private_acme, f"/api/blobs/{sha}", token).status_code == 404
     assert _get(private_acme, f"/api/blobs/{sha}", ACME).status_code == 200
