@@ -1,6 +1,8 @@
 """Private models on the hub: without a read grant, a private model answers exactly like a
 model that does not exist, on every route (page, API, search, archive, manifest, blob, HEAD,
-Range); with one, it is served. One in-process hub (uvicorn in a thread) per module."""
+Range); with one, it is served. The models are published once through a real `tfhub serve`
+process with a hashed token file; the routes are then read through in-process hubs (uvicorn
+in a thread) over the same storage."""
 
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ import pytest
 import requests
 
 from tests.helpers import run_python
+from tests.helpers.hub import HubServer
 from tests.helpers.models import MyMulModel
 from tfhub import protocol
+from tfhub.cli import main
 from tfhub.server.publish import Tokens  # where it was before access.py
 from tfhub.testing import make_tarball
 
@@ -27,16 +31,20 @@ def hash_token(token: str) -> str:
 
 
 ADMIN = "admin-token-0123456789abcdef"
+WRITER = "acme-writer-0123456789abcdef"
+LEGACY = "old-plaintext-0123456789abcdef"
 ACME = "acme-reader-0123456789abcdef"
 SECRET_ONLY = "secret-reader-0123456789abcdef"
 TEAM = "team-reader-0123456789abcdef"
 OTHER = "other-reader-0123456789abcdef"
 UNKNOWN = "nobody-knows-0123456789abcdef"
-TOKEN_FILE = f"""# hashed tokens only (ADMIN is TFHUB_PUBLISH_TOKEN)
+TOKEN_FILE = f"""# hashed tokens (ADMIN is TFHUB_PUBLISH_TOKEN), and an old plaintext line
+{hash_token(WRITER)} publish=acme
 {hash_token(ACME)} read=acme
 {hash_token(SECRET_ONLY)} read=acme/secret
 {hash_token(TEAM)} read=team
 {hash_token(OTHER)} read=other publish=other
+{LEGACY} bob
 """
 FILES = protocol.FILES_MEDIA_TYPE
 
@@ -89,50 +97,45 @@ def _put(url: str, name: str, archive: bytes, token: str, **params: str) -> requ
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Tokens]]:
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Tokens, str]]:
     """A storage root with acme/public/1, acme/secret/1 (private), acme/mixed/1 and
-    acme/mixed/2 (private), published through a hub; and the hub's tokens."""
+    acme/mixed/2 (private), published through `tfhub serve`; the tokens; the server's log."""
     tmp = tmp_path_factory.mktemp("access")
     (tmp / "tokens").write_text(TOKEN_FILE)
+    env = {"TFHUB_TOKEN_FILE": str(tmp / "tokens"), "TFHUB_PUBLISH_TOKEN": ADMIN}
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TFHUB_TOKEN_FILE", str(tmp / "tokens"))
-        mp.setenv("TFHUB_PUBLISH_TOKEN", ADMIN)
+        for key, value in env.items():
+            mp.setenv(key, value)
         tokens = Tokens.from_env()
-    server = InProcessHub(tmp / "store", tokens)
-    try:
+    with HubServer(str(tmp / "store"), env=env) as server:  # PUT ?private=, the CLI's field
         public = make_tarball(_save_mul(tmp / "public", 2.0))
-        for name, archive, params in (
-            ("acme/public/1", public, {}),
-            ("acme/secret/1", make_tarball(_save_mul(tmp / "secret", 3.0)), {"private": "true"}),
-            ("acme/mixed/1", public, {}),
-        ):
-            resp = _put(server.url, name, archive, ADMIN, **params)
+        for name in ("acme/public/1", "acme/mixed/1"):
+            resp = _put(server.url, name, public, ADMIN)
             assert resp.status_code == 201, resp.text
-        # The multipart form (tfhub publish --server --private) sends a field instead.
-        files = {
-            "model": ("m.tar.gz", make_tarball(_save_mul(tmp / "mixed2", 5.0))),
-            "private": (None, "true"),
-        }
-        resp = requests.post(
-            f"{server.url}/api/models/acme/mixed/2", files=files, headers=_auth(ADMIN), timeout=120
-        )
+        mixed2 = make_tarball(_save_mul(tmp / "mixed2", 5.0))
+        resp = _put(server.url, "acme/mixed/2", mixed2, ADMIN, private="1")
         assert resp.status_code == 201, resp.text
-    finally:
-        server.stop()
-    yield tmp / "store", tokens
+        with pytest.MonkeyPatch.context() as mp:  # the CLI (multipart), a hashed token
+            mp.setenv("TFHUB_TOKEN", WRITER)
+            secret = str(_save_mul(tmp / "secret", 3.0))
+            assert (
+                main(["publish", secret, "acme/secret/1", "--server", server.url, "--private"]) == 0
+            )
+        log = server.wait_for_log("plaintext token")
+    yield tmp / "store", tokens, log
 
 
 @pytest.fixture(scope="module")
-def hub(store: tuple[Path, Tokens]) -> Iterator[InProcessHub]:
-    server = InProcessHub(*store)
+def hub(store: tuple[Path, Tokens, str]) -> Iterator[InProcessHub]:
+    server = InProcessHub(*store[:2])
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
-def private_acme(store: tuple[Path, Tokens]) -> Iterator[InProcessHub]:
+def private_acme(store: tuple[Path, Tokens, str]) -> Iterator[InProcessHub]:
     """The same storage served with acme a private namespace (TFHUB_PRIVATE_NAMESPACES)."""
-    root, tokens = store
+    root, tokens, _ = store
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TFHUB_PRIVATE_NAMESPACES", "acme,team")
         private = Tokens.from_env().private_namespaces
@@ -368,3 +371,30 @@ def test_shared_caches_may_not_keep_private_responses(hub, private_acme):
             assert cache.startswith("private") and "public" not in cache, (path, headers, cache)
     public = _get(hub, "/acme/public/1?tf-hub-format=compressed", ACME)
     assert public.headers["Cache-Control"].startswith("public")
+
+
+def test_the_hub_keeps_no_token_in_its_files_or_log(store, hub):
+    root, _, log = store
+    assert "tokens:7 holds a plaintext token" in log  # the old line is warned about
+    stored = b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file())
+    assert stored.count(b'"private": true') == 2
+    token_file = (root.parent / "tokens").read_text()
+    for token in (ADMIN, WRITER, ACME, SECRET_ONLY, TEAM, OTHER, LEGACY):
+        assert token.encode() not in stored and token not in log, token
+        if token != LEGACY:
+            assert token not in token_file
+    # The old plaintext line still publishes for bob, and only for bob (403, not 401).
+    assert _put(hub.url, "acme/x/1", b"x", LEGACY).status_code == 403
+    assert _put(hub.url, "bob/x/1", b"x", LEGACY).status_code == 422  # known, and checked
+
+
+def test_publish_takes_the_servers_token_from_the_client_token_file(
+    hub, tmp_path, monkeypatch, capsys
+):
+    model = str(_save_mul(tmp_path / "m", 1.0))
+    assert main(["publish", model, "acme/n/1", "--server", hub.url]) == 4
+    assert "(401)" in capsys.readouterr().err  # no token
+    (tmp_path / "mine").write_text(f"{hub.url} {ACME}\n")
+    monkeypatch.setenv("TFHUB_CLIENT_TOKEN_FILE", str(tmp_path / "mine"))
+    assert main(["publish", model, "acme/n/1", "--server", hub.url]) == 4
+    assert "may not publish for publisher 'acme'" in capsys.readouterr().err  # 403: known
