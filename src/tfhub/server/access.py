@@ -124,6 +124,10 @@ class _Records(Protocol):
 def visible_record(catalog: _Records, name: Any, scope: ReadScope) -> dict[str, Any] | None:
     """The record of ``name`` (a ``ModelName``; unversioned: the latest version ``scope`` may
     read) if ``scope`` may read it, else None, as for a version that does not exist."""
+    if name.publisher in scope.private_namespaces and not scope.can_read(
+        name.publisher, name.model, True
+    ):
+        return None  # decided before any storage read: no timing difference from a miss
     record = catalog.record(name)
     if record is None or scope.allows(record):
         return record
