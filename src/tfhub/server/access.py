@@ -138,31 +138,44 @@ def visible_record(catalog: _Records, name: Any, scope: ReadScope) -> dict[str, 
 
 
 def blob_visible(records: Iterable[Mapping[str, Any]], sha256: str, scope: ReadScope) -> bool:
-    """Whether a record that ``scope`` may read references the model file ``sha256``."""
+    """Whether a record that ``scope`` may read references the model file ``sha256``, which
+    a record among ``records`` references (the caller checked that it was published)."""
     if "*" in scope.grants:
         return True
-    for record in records:
-        if scope.allows(record):
-            files = (record.get("blobs") or {}).get("files", [])
-            if any(f.get("sha256") == sha256 for f in files):
-                return True
-    return False
+    records = list(records)
+    hidden = [r for r in records if _private(r, scope) and not scope.allows(r)]  # few
+    if not any(_references(r, sha256) for r in hidden):
+        return True  # only readable records reference it
+    return any(_references(r, sha256) for r in records if scope.allows(r))
+
+
+def _private(record: Mapping[str, Any], scope: ReadScope) -> bool:
+    return record.get("private") is True or record["publisher"] in scope.private_namespaces
+
+
+def _references(record: Mapping[str, Any], sha256: str) -> bool:
+    files = (record.get("blobs") or {}).get("files", [])
+    return any(f.get("sha256") == sha256 for f in files)
 
 
 def visible_models(
-    models: Iterable[Mapping[str, Any]], records: Iterable[Mapping[str, Any]], scope: ReadScope
+    models: Iterable[dict[str, Any]], records: Iterable[Mapping[str, Any]], scope: ReadScope
 ) -> list[dict[str, Any]]:
     """The catalog entries (a model's latest record plus ``versions``) that ``scope`` may read,
     each listing only the versions ``scope`` may read."""
-    visible: dict[tuple[str, str], list[int]] = {}
+    hidden: dict[tuple[str, str], set[int]] = {}
     for r in records:
-        if scope.allows(r):
-            visible.setdefault((r["publisher"], r["model"]), []).append(int(r["version"]))
-    return [
-        {**m, "versions": sorted(visible.get((m["publisher"], m["model"]), [m["version"]]))}
-        for m in models
-        if scope.allows(m)
-    ]
+        if _private(r, scope) and not scope.allows(r):
+            hidden.setdefault((r["publisher"], r["model"]), set()).add(int(r["version"]))
+    visible = []
+    for m in models:
+        if not scope.allows(m):
+            continue
+        key = (m["publisher"], m["model"])
+        if key in hidden:
+            m = {**m, "versions": [v for v in m["versions"] if v not in hidden[key]]}
+        visible.append(m)
+    return visible
 
 
 def hash_token(token: str) -> str:
