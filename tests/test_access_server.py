@@ -398,3 +398,23 @@ def test_publish_takes_the_servers_token_from_the_client_token_file(
     monkeypatch.setenv("TFHUB_CLIENT_TOKEN_FILE", str(tmp_path / "mine"))
     assert main(["publish", model, "acme/n/1", "--server", hub.url]) == 4
     assert "may not publish for publisher 'acme'" in capsys.readouterr().err  # 403: known
+
+
+def test_a_static_mirror_leaves_private_versions_out(store, tmp_path, monkeypatch):
+    from tfhub.server.mirror import export_mirror
+
+    root = str(store[0])
+    assert export_mirror(root, tmp_path / "out") == 2
+    out = tmp_path / "out"
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
+        "acme/mixed/1",
+        "acme/mixed/index.html",
+        "acme/public/1",
+        "acme/public/index.html",
+    ]
+    assert (tmp_path / "out/acme/mixed/index.html").read_bytes() == (
+        tmp_path / "out/acme/mixed/1"
+    ).read_bytes()
+    monkeypatch.setenv("TFHUB_PRIVATE_NAMESPACES", "acme")
+    assert export_mirror(root, tmp_path / "none") == 0
+    assert not [p for p in (tmp_path / "none").rglob("*") if p.is_file()]
