@@ -24,9 +24,15 @@ Variable                            Meaning
                                     ``TFHUB_HTTP_TIMEOUT`` window (default 1024; 0: off)
 ``TFHUB_DOWNLOAD_DEADLINE``         seconds one download may take in all (default 0: none)
 ``TFHUB_MAX_MODEL_FILES``           refuse archives/manifests with more members (100000)
-``TFHUB_TOKEN``                     the token ``tfhub publish --server`` sends
+``TFHUB_TOKEN``                     the token ``tfhub publish --server`` sends; also sent
+                                    when loading from the origins of ``TFHUB_TOKEN_ORIGINS``
+``TFHUB_TOKEN_ORIGINS``             ``https://hub.example.com[,...]``: the only origins that
+                                    are sent ``TFHUB_TOKEN`` when loading models
+``TFHUB_CLIENT_TOKEN_FILE``         lines ``<origin> <token>``: a read token per hub origin
 ``TFHUB_PUBLISH_TOKEN``             server: a token that may publish for every publisher
-``TFHUB_TOKEN_FILE``                server: lines ``<token> <publisher>[,...]`` (``*``: all)
+``TFHUB_TOKEN_FILE``                server: lines ``sha256:<hex> read=<ns>,.. publish=<ns>,..``
+                                    (``tfhub token new``; old: ``<token> <publisher>[,...]``)
+``TFHUB_PRIVATE_NAMESPACES``        server: ``<publisher>[,...]`` whose every model is private
 ``TFHUB_ALLOW_UNSAFE_OPS``          server: ``1`` publishes models whose op scan has findings
 ``TFHUB_MAX_UPLOAD_BYTES``          server: largest accepted upload (default 8 GiB)
 ``TFHUB_MAX_UNPACKED_BYTES``        server: largest unpacked size of an upload (default 16 GiB)
@@ -382,3 +388,69 @@ def private_cache_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield root
     finally:
         _CACHE_DIR_OVERRIDE.remove(root)
+
+
+def private_namespaces() -> frozenset[str]:
+    """``TFHUB_PRIVATE_NAMESPACES``: publishers whose every model is private (comma-separated).
+
+    Raises:
+        ConfigError: an entry is not a publisher name.
+    """
+    raw = os.environ.get("TFHUB_PRIVATE_NAMESPACES", "")
+    names = frozenset(n.strip() for n in raw.split(",") if n.strip())
+    import re
+
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+            raise ConfigError(
+                f"TFHUB_PRIVATE_NAMESPACES entry {name!r} is not a publisher name; give "
+                "publishers separated by commas, e.g. acme,research."
+            )
+    return names
+
+
+def check_origin(raw: str, where: str) -> str:
+    """``raw`` if it is an origin (``http(s)://host[:port]``), without a trailing ``/``.
+
+    Raises:
+        ConfigError: naming ``where`` (the setting or file line) and the accepted form.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(raw)
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        parts = parts._replace(scheme="")
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+    ):
+        raise ConfigError(
+            f"{where}: {raw!r} is not an origin; use scheme://host[:port] such as "
+            "https://hub.example.com or http://127.0.0.1:8000 (no path)."
+        )
+    return raw.rstrip("/")
+
+
+def token_origins() -> tuple[str, ...]:
+    """``TFHUB_TOKEN_ORIGINS``: the origins (``https://hub.example.com``, comma-separated) that
+    are sent ``TFHUB_TOKEN`` when models are loaded; unset: it is sent to none.
+
+    Raises:
+        ConfigError: an entry is not ``http(s)://host[:port]``.
+    """
+    raw = os.environ.get("TFHUB_TOKEN_ORIGINS", "")
+    items = [o.strip() for o in raw.split(",") if o.strip()]
+    return tuple(check_origin(o, "TFHUB_TOKEN_ORIGINS") for o in items)
+
+
+def client_token_file() -> Path | None:
+    """``TFHUB_CLIENT_TOKEN_FILE``: the client's file of ``<origin> <token>`` lines (unset:
+    none); each token is sent only to its origin."""
+    raw = os.environ.get("TFHUB_CLIENT_TOKEN_FILE", "").strip()
+    return Path(raw).expanduser() if raw else None

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tfhub import config
-from tfhub.cli import mirror
+from tfhub.cli import mirror, tokens
 from tfhub.cli.common import check_root as _check_root
 from tfhub.errors import (
     ArchiveError,
@@ -142,10 +142,14 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
     docs = _read_docs(args.docs)
     if args.server:
-        record = client.publish_to_server(args.src, args.name, server=args.server, docs=docs)
+        record = client.publish_to_server(
+            args.src, args.name, server=args.server, docs=docs, private=args.private
+        )
     else:
         _check_root(args.root, must_exist=False)
-        record = client.publish_to_root(args.src, args.name, root=args.root, docs=docs)
+        record = client.publish_to_root(
+            args.src, args.name, root=args.root, docs=docs, private=args.private
+        )
     for warning in [] if args.quiet else record.get("warnings") or []:
         print(f"tfhub: warning: documentation {warning}", file=sys.stderr)
     print(
@@ -295,7 +299,9 @@ def _build_parser() -> argparse.ArgumentParser:
     where.add_argument("--server", help="URL of a tfhub server (token from TFHUB_TOKEN)")
     where.add_argument("--root", help="publish straight into a storage root")
     p.add_argument("--docs", help="Markdown documentation (tfhub.dev docs format)")
+    p.add_argument("--private", action="store_true", help="readable only with a token's read grant")
     p.set_defaults(func=_cmd_publish)
+    tokens.add_commands(sub, add)
 
     mirror.add_commands(sub, add)
 

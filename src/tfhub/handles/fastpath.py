@@ -44,6 +44,7 @@ from tfhub.errors import (
     HubError,
     ProtocolError,
 )
+from tfhub.handles import credentials
 from tfhub.handles.cache import FileRecord, Manifest, bad_blocks
 from tfhub.progress import byte_bar
 from tfhub.protocol import FileEntry, FilesManifest
@@ -321,7 +322,7 @@ def _fetch_all(
     def worker_session() -> requests.Session:
         sess: requests.Session | None = getattr(local, "session", None)
         if sess is None:
-            sess = local.session = transport.session()
+            sess = local.session = credentials.attach(transport.session())
             with sessions_lock:
                 sessions.append(sess)
         return sess

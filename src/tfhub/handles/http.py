@@ -19,7 +19,7 @@ import requests
 
 from tfhub import config, protocol, transport
 from tfhub.errors import DownloadError, HubError, OfflineError, ProtocolError
-from tfhub.handles import cache, fastpath
+from tfhub.handles import cache, credentials, fastpath
 from tfhub.handles.archive import extract_tar_stream
 from tfhub.handles.cache import Manifest
 from tfhub.handles.transfer import PipelinedStream
@@ -195,7 +195,7 @@ def download_archive(
     guard = TransferGuard(handle, url)
     fast = partial is not None and config.fast_path()
     headers = {"Accept": protocol.ACCEPT_FILES} if fast else None
-    sess = session()
+    sess = credentials.attach(session())  # a read token goes to its own hub only
 
     def plain(
         sess: requests.Session, retry: Retry, headers: dict[str, str] | None, guard: TransferGuard

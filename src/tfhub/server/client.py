@@ -12,6 +12,7 @@ from typing import Any
 
 from tfhub import config
 from tfhub.errors import DownloadError, ModelNameError, PublishError, UsageError
+from tfhub.handles import credentials
 from tfhub.handles.http import session
 from tfhub.progress import byte_bar
 from tfhub.server.packing import pack_model_dir
@@ -29,7 +30,11 @@ def pack_model(src_dir: str | os.PathLike[str], out: Path) -> Path:
 
 
 def _multipart(
-    archive: Path, docs: str | None, boundary: str, provenance: dict[str, Any] | None = None
+    archive: Path,
+    docs: str | None,
+    boundary: str,
+    provenance: dict[str, Any] | None = None,
+    private: bool = False,
 ) -> Iterator[bytes]:
     yield (
         f'--{boundary}\r\nContent-Disposition: form-data; name="model"; '
@@ -57,7 +62,16 @@ def _multipart(
             "Content-Type: application/json\r\n\r\n"
         ).encode()
         yield json.dumps(provenance).encode("utf8")
+    if private:
+        yield (
+            f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="private"\r\n\r\ntrue'
+        ).encode()
     yield f"\r\n--{boundary}--\r\n".encode()
+
+
+def _file_token(url: str) -> str | None:
+    origin = credentials.origin_of(url)
+    return credentials.tokens().get(origin) if origin else None
 
 
 def _refusal(url: str, name: str, status: int, body: Any) -> PublishError:
@@ -79,20 +93,23 @@ def publish_to_server(
     token: str | None = None,
     docs: str | None = None,
     provenance: dict[str, Any] | None = None,
+    private: bool = False,
 ) -> dict[str, Any]:
     """Uploads ``src_dir`` as ``publisher/model/version`` to the hub at ``server``.
 
     Args:
-        token: the bearer token (default ``TFHUB_TOKEN``).
+        token: the bearer token (default ``TFHUB_TOKEN``, else the server's line of
+            ``TFHUB_CLIENT_TOKEN_FILE``).
         provenance: where the model came from (:mod:`tfhub.server.provenance`), stored in
             the record by the hub.
+        private: publish a private version (read only with a read grant).
 
     Raises:
         PublishError: the server refused (``.status``; its message is in the error).
         DownloadError: the server could not be reached.
     """
     url = f"{server.rstrip('/')}/api/models/{name.strip('/')}"
-    token = token or config.client_token()
+    token = token or config.client_token() or _file_token(url)
     with tempfile.TemporaryDirectory() as tmp:
         archive = pack_model(src_dir, Path(tmp) / "model.tar.gz")
         boundary = uuid.uuid4().hex
@@ -103,7 +120,7 @@ def publish_to_server(
             try:
                 resp = s.post(
                     url,
-                    data=_multipart(archive, docs, boundary, provenance),
+                    data=_multipart(archive, docs, boundary, provenance, private),
                     headers=headers,
                     timeout=(config.http_timeout(), 3600),
                 )
@@ -125,6 +142,7 @@ def publish_to_root(
     root: str,
     docs: str | None = None,
     provenance: dict[str, Any] | None = None,
+    private: bool = False,
 ) -> dict[str, Any]:
     """Publishes into a storage root directly (no server), with the same validation.
 
@@ -152,7 +170,9 @@ def publish_to_root(
                 while chunk := f.read(_CHUNK):
                     upload.write(chunk)
             sha256 = upload.finish()
-            return publisher.publish(model_name, upload, sha256, docs, provenance=provenance)
+            return publisher.publish(
+                model_name, upload, sha256, docs, provenance=provenance, private=private
+            )
         except PublishError as exc:
             raise PublishError(f"Cannot publish {name}: {exc}", status=exc.status) from exc
         finally:

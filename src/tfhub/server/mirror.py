@@ -8,7 +8,8 @@ unversioned handles work too (the client checks neither the redirect nor the con
 
 The tree is built beside ``out`` and moved into place when complete
 (:func:`tfhub.staging.staged_directory`); every archive is checked against its record's
-sha256 on the way, so a mirror never carries bytes altered in the storage.
+sha256 on the way, so a mirror never carries bytes altered in the storage. A static tree is
+public: private versions and namespaces (:mod:`tfhub.server.access`) are left out.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import os
 import shutil
 from pathlib import Path
 
+from tfhub import config
 from tfhub.errors import StorageError
+from tfhub.server.access import ReadScope
 from tfhub.server.catalog import Catalog
 from tfhub.server.storage import Storage, open_storage
 from tfhub.staging import staged_directory
@@ -43,8 +46,8 @@ def _copy(storage: Storage, archive: dict[str, object], target: Path) -> None:
 
 
 def export_mirror(root: str, out: str | os.PathLike[str]) -> int:
-    """Writes every version of every model under ``out`` (which must not exist or be an
-    empty directory); returns how many versions.
+    """Writes every public version of every model under ``out`` (which must not exist or be
+    an empty directory); returns how many versions.
 
     Raises:
         UsageError: ``out`` exists and is not an empty directory.
@@ -53,12 +56,16 @@ def export_mirror(root: str, out: str | os.PathLike[str]) -> int:
     catalog = Catalog(open_storage(root))
     count = 0
     with staged_directory(out) as target:
-        records = catalog.all_records()
+        public = ReadScope(config.private_namespaces())
+        records = [r for r in catalog.all_records() if public.allows(r)]
         for model in catalog.models():
             base = target / model["publisher"] / model["model"]
+            exported = []
             for record in records:
                 if (record["publisher"], record["model"]) == (model["publisher"], model["model"]):
                     _copy(catalog.storage, record["archive"], base / str(record["version"]))
-                    count += 1
-            shutil.copyfile(base / str(max(model["versions"])), base / "index.html")
+                    exported.append(record["version"])
+            if exported:
+                shutil.copyfile(base / str(max(exported)), base / "index.html")
+                count += len(exported)
     return count

@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import hmac
 import json
 import logging
 import shutil
 import tempfile
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tfhub import config, protocol
-from tfhub.errors import ArchiveError, ArchiveTooLargeError, ConfigError, PublishError
+from tfhub.errors import ArchiveError, ArchiveTooLargeError, PublishError
 from tfhub.handles.archive import extract_tar_stream
 from tfhub.handles.cache import Manifest
+from tfhub.server.access import Tokens  # re-exported: it lived here
 from tfhub.server.catalog import Catalog, ModelName, parse_docs
 from tfhub.server.validate import validate_model
 
@@ -41,62 +40,6 @@ BLOCK_SIZE = protocol.BLOCK_SIZE
 def blob_key(sha256: str) -> str:
     """Storage key of a content-addressed model file (dot-prefixed: never a publisher)."""
     return f".blobs/{sha256}"
-
-
-@dataclass(frozen=True)
-class Tokens:
-    """Bearer tokens and the publishers each may write (``*``: all)."""
-
-    grants: dict[str, frozenset[str]]
-
-    @classmethod
-    def from_env(cls) -> Tokens:
-        """``TFHUB_PUBLISH_TOKEN`` (every publisher) and ``TFHUB_TOKEN_FILE``.
-
-        The token file has one ``<token> <publisher>[,<publisher>...]`` per line (``*`` for
-        all publishers); blank lines and ``#`` comments are ignored.
-
-        Raises:
-            ConfigError: a line of the token file is not ``<token> <publishers>``.
-        """
-        grants: dict[str, frozenset[str]] = {}
-        single = config.publish_token()
-        if single:
-            grants[single] = frozenset({"*"})
-        path = config.token_file()
-        if path:
-            for number, line in enumerate(path.read_text("utf8").splitlines(), start=1):
-                line = line.split("#", 1)[0].strip()
-                if not line:
-                    continue
-                token, _, publishers = line.partition(" ")
-                if not publishers.strip():
-                    raise ConfigError(
-                        f"TFHUB_TOKEN_FILE {path}:{number}: expected '<token> <publisher>[,...]'."
-                    )
-                grants[token] = frozenset(p.strip() for p in publishers.split(",") if p.strip())
-        return cls(grants)
-
-    def check(self, authorization: str | None, publisher: str) -> None:
-        """Raises PublishError 401 (no or unknown token) or 403 (token for another publisher)."""
-        if not self.grants:
-            raise PublishError(
-                "Publishing is disabled on this server (no TFHUB_PUBLISH_TOKEN configured).",
-                status=403,
-            )
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise PublishError("Missing 'Authorization: Bearer <token>' header.", status=401)
-        allowed = None
-        for known, publishers in self.grants.items():
-            if hmac.compare_digest(known.encode(), token.strip().encode()):
-                allowed = publishers
-        if allowed is None:
-            raise PublishError("Unknown token.", status=401)
-        if "*" not in allowed and publisher not in allowed:
-            raise PublishError(
-                f"This token may not publish for publisher {publisher!r}.", status=403
-            )
 
 
 class Upload:
@@ -205,10 +148,13 @@ class Publisher:
         docs: str | None,
         *,
         provenance: dict[str, Any] | None = None,
+        private: bool = False,
     ) -> dict[str, Any]:
         """Validates ``upload`` and commits it as ``name``; returns the new record.
 
         ``provenance`` (checked by :mod:`tfhub.server.provenance`) goes into the record as is.
+        ``private``: only tokens with a read grant for it may read the version
+        (:mod:`tfhub.server.access`); the record says ``"private": true``.
         """
         self.check_absent(name)
         parsed_docs = None
@@ -251,6 +197,8 @@ class Publisher:
         }
         if provenance is not None:
             record["provenance"] = provenance
+        if private:
+            record["private"] = True
         storage = self.catalog.storage
         storage.put_file(archive_key, upload.path)
         try:

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from tfhub.errors import ModelNameError
+from tfhub.server.access import (
+    ReadScope,
+    scope_dependency,
+    visible_models,
+    visible_record,
+    visible_versions,
+)
 from tfhub.server.catalog import parse_model_path
 from tfhub.server.hub import Hub
 from tfhub.server.responses import error_response as _error
@@ -17,6 +24,7 @@ __all__ = ["register"]
 def register(app: FastAPI, hub: Hub) -> None:
     """Adds the catalog's JSON routes to ``app``."""
     catalog = hub.catalog
+    read_scope = scope_dependency(hub.grants)
 
     @app.get("/api/models", summary="Search the catalog")
     def list_models(
@@ -24,26 +32,25 @@ def register(app: FastAPI, hub: Hub) -> None:
         publisher: str | None = None,
         format: str | None = None,
         module_type: str | None = None,
+        scope: ReadScope = Depends(read_scope),
     ) -> list[dict[str, Any]]:
-        return catalog.search(q, publisher, format, module_type)
+        found = catalog.search(q, publisher, format, module_type)
+        return visible_models(found, catalog.all_records(), scope)
 
     @app.get("/api/models/{path:path}", summary="A model (all versions) or one version")
-    def get_model(path: str) -> Any:
+    def get_model(path: str, scope: ReadScope = Depends(read_scope)) -> Any:
         try:
             name = parse_model_path(path)
         except ModelNameError as exc:
             return _error(400, str(exc))
-        if name.version is not None:
-            record = catalog.record(name)
-            if record is None:
-                return _error(404, f"No model at {name.path}.")
-            return record
-        versions = catalog.versions(name)
-        if not versions:
+        record = visible_record(catalog, name, scope)
+        if record is None:
             return _error(404, f"No model at {name.path}.")
+        if name.version is not None:
+            return record
         return {
             "publisher": name.publisher,
             "model": name.model,
-            "versions": versions,
-            "latest": catalog.record(name),
+            "versions": visible_versions(catalog.all_records(), name.publisher, name.model, scope),
+            "latest": record,
         }

@@ -18,12 +18,20 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from tfhub import protocol
 from tfhub.errors import ModelNameError
-from tfhub.server.catalog import ModelName, parse_model_path
+from tfhub.server.access import (
+    ReadScope,
+    blob_visible,
+    cache_privately,
+    scope_dependency,
+    visible_record,
+    visible_versions,
+)
+from tfhub.server.catalog import parse_model_path
 from tfhub.server.hub import Hub
 from tfhub.server.pages import model_page, not_found_page
 from tfhub.server.publish import blob_key
@@ -54,12 +62,15 @@ def not_found(request: Request, message: str) -> Response:
 def register_blobs(app: FastAPI, hub: Hub) -> None:
     """Adds ``GET /api/blobs/<sha256>`` to ``app``."""
     storage, catalog = hub.storage, hub.catalog
+    read_scope = scope_dependency(hub.grants)
 
     @app.get("/api/blobs/{sha256}", summary="One model file by its sha256 (Range supported)")
-    def get_blob(sha256: str, request: Request) -> Response:
+    def get_blob(sha256: str, request: Request, scope: ReadScope = Depends(read_scope)) -> Response:
         if not _SHA256_RE.match(sha256):
             return _error(404, "A blob is named by the 64 hex digits of its sha256.")
         blob = catalog.blob(sha256)  # only files that a published record references
+        if blob is not None and not blob_visible(catalog.all_records(), sha256, scope):
+            blob = None  # referenced only by versions this request may not read
         key = blob_key(sha256)
         if blob is None or storage.size(key) is None:
             return _error(404, f"No published file has the sha256 {sha256}.")
@@ -76,31 +87,38 @@ def register_blobs(app: FastAPI, hub: Hub) -> None:
         filename = download_name(request.query_params.get("name", ""))
         if filename:
             response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-        return response
+        return cache_privately(
+            response, blob_visible(catalog.all_records(), sha256, scope.anonymous)
+        )
 
 
 def register_models(app: FastAPI, hub: Hub) -> None:
     """Adds the catch-all model route to ``app``: register it last."""
     storage, catalog, base_url = hub.storage, hub.catalog, hub.base_url
+    read_scope = scope_dependency(hub.grants)
 
     @app.get("/{path:path}", include_in_schema=False)
-    def model_or_archive(path: str, request: Request) -> Response:
+    def model_or_archive(
+        path: str, request: Request, scope: ReadScope = Depends(read_scope)
+    ) -> Response:
         try:
             name = parse_model_path(path)
         except ModelNameError as exc:
             return not_found(request, str(exc))
-        record = catalog.record(name)
+        record = visible_record(catalog, name, scope)
         if record is None:
             return not_found(request, f"No model at /{name.path}.")
         formats = request.query_params.getlist(protocol.FORMAT_PARAM)
         wanted = {f.strip() for value in formats for f in value.split(",")}
         if protocol.COMPRESSED in wanted:
+            public = scope.anonymous.allows(record)  # else: no shared cache may keep it
             if record.get("blobs") and protocol.FILES_MEDIA_TYPE in request.headers.get(
                 "accept", ""
             ):
-                return _files_manifest(record, versioned=name.version is not None)
+                manifest = _files_manifest(record, versioned=name.version is not None)
+                return cache_privately(manifest, public)
             archive = record["archive"]
-            return ranged_response(
+            response = ranged_response(
                 request,
                 storage,
                 archive["key"],
@@ -109,6 +127,7 @@ def register_models(app: FastAPI, hub: Hub) -> None:
                 content_type="application/gzip",
                 immutable=name.version is not None,
             )
+            return cache_privately(response, public)
         if protocol.UNCOMPRESSED in wanted:
             return PlainTextResponse(
                 "This hub serves tf-hub-format=compressed only (the uncompressed format needs "
@@ -120,7 +139,9 @@ def register_models(app: FastAPI, hub: Hub) -> None:
                 f"Unknown {protocol.FORMAT_PARAM} {sorted(wanted)}; use compressed.",
                 status_code=400,
             )
-        versions = catalog.versions(ModelName(record["publisher"], record["model"]))
+        versions = visible_versions(
+            catalog.all_records(), record["publisher"], record["model"], scope
+        )
         handle = f"{base_url}/{name.path}"
         return HTMLResponse(model_page(record, versions, handle))
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse
 
+from tfhub.server.access import ReadScope, scope_dependency, visible_models
 from tfhub.server.hub import Hub
 from tfhub.server.pages import FACETS, SORTS, CatalogQuery, catalog_page
 
@@ -55,6 +56,7 @@ def sort_models(models: list[dict[str, Any]], sort: str) -> list[dict[str, Any]]
 def register(app: FastAPI, hub: Hub) -> None:
     """Adds the catalog page to ``app``."""
     catalog = hub.catalog
+    read_scope = scope_dependency(hub.grants)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index(
@@ -65,8 +67,10 @@ def register(app: FastAPI, hub: Hub) -> None:
         license: str | None = None,
         sort: str | None = None,
         page: str | None = None,
+        scope: ReadScope = Depends(read_scope),
     ) -> str:
         found = catalog.search(q, publisher or None, format or None, module_type or None)
+        found = visible_models(found, catalog.all_records(), scope)
         if license:
             found = [m for m in found if license in _facet_values(m, "license")]
         order = sort if sort in SORTS else "relevance"

@@ -1,6 +1,9 @@
 """Publishing: ``PUT /api/models/<publisher>/<model>/<version>`` (body: the tar.gz) and
 ``POST`` the same path with ``multipart/form-data`` fields ``model`` (file), ``docs`` and
-``provenance`` (JSON, :mod:`tfhub.server.provenance`; set by ``tfhub mirror pull``)."""
+``provenance`` (JSON, :mod:`tfhub.server.provenance`; set by ``tfhub mirror pull``).
+
+``?private=true`` (or the multipart field ``private`` = ``true``) publishes a private version:
+only tokens with a read grant for it can see it (:mod:`tfhub.server.access`)."""
 
 from __future__ import annotations
 
@@ -22,6 +25,15 @@ from tfhub.server.responses import error_response as _error
 __all__ = ["register"]
 
 _MAX_DOCS_BYTES = 1 << 20
+_FLAGS = {"": False, "0": False, "false": False, "1": True, "true": True}
+
+
+def _private(value: str | bytes, where: str) -> bool:
+    text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+    flag = _FLAGS.get(text.strip().lower())
+    if flag is None:
+        raise PublishError(f"{where} must be true or false, not {text[:20]!r}.", status=400)
+    return flag
 
 
 def register(app: FastAPI, hub: Hub) -> None:
@@ -30,16 +42,17 @@ def register(app: FastAPI, hub: Hub) -> None:
 
     async def _receive(request: Request, name: ModelName, docs_field: bool) -> Any:
         grants.check(request.headers.get("authorization"), name.publisher)
+        asked = _private(request.query_params.get("private", ""), "The query parameter private")
         await asyncio.to_thread(publisher.check_absent, name)
         declared = request.headers.get("content-length")
         extra = _MAX_DOCS_BYTES + MAX_PROVENANCE_BYTES
         if declared and declared.isdigit() and int(declared) > limit + extra:
             raise PublishError(f"The upload exceeds the limit of {limit} bytes.", status=413)
         upload = publisher.new_upload()
-        docs, origin = bytearray(), bytearray()
+        docs, origin, private = bytearray(), bytearray(), bytearray()
         try:
             if docs_field:
-                await _read_multipart(request, upload, docs, origin)
+                await _read_multipart(request, upload, docs, origin, private)
             else:
                 async for chunk in request.stream():
                     upload.write(chunk)
@@ -47,6 +60,7 @@ def register(app: FastAPI, hub: Hub) -> None:
             if upload.size == 0:
                 raise PublishError("The upload is empty; send the model's tar.gz.", status=400)
             provenance = parse_provenance(origin.decode("utf8")) if origin else None
+            private_flag = _private(bytes(private), "The multipart field private") or asked
             record = await asyncio.to_thread(
                 publisher.publish,
                 name,
@@ -54,6 +68,7 @@ def register(app: FastAPI, hub: Hub) -> None:
                 sha256,
                 docs.decode("utf8") or None,
                 provenance=provenance,
+                private=private_flag,
             )
         finally:
             upload.discard()
@@ -89,10 +104,10 @@ def register(app: FastAPI, hub: Hub) -> None:
 
 
 async def _read_multipart(
-    request: Request, upload: Upload, docs: bytearray, provenance: bytearray
+    request: Request, upload: Upload, docs: bytearray, provenance: bytearray, private: bytearray
 ) -> None:
     """Streams a multipart body: the ``model`` part into ``upload``, ``docs`` into ``docs``,
-    ``provenance`` into ``provenance``."""
+    ``provenance`` into ``provenance``, ``private`` into ``private``."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in params:
         raise PublishError(
@@ -131,6 +146,10 @@ async def _read_multipart(
                 provenance.extend(data[start:end])
                 if len(provenance) > MAX_PROVENANCE_BYTES:
                     raise PublishError("The provenance field exceeds 1 MiB.", status=413)
+            elif state["name"] == "private":
+                private.extend(data[start:end])
+                if len(private) > 16:
+                    raise PublishError("The private field must be true or false.", status=400)
         except PublishError as exc:
             errors.append(exc)
 
