@@ -57,6 +57,7 @@ EXPECTED_API = {
     "StorageError",
     "UnsafeOpsError",
     "UnscannableError",
+    "UpstreamHandleError",
     "__version__",
     "load",
     "register_resolver",

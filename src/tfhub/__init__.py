@@ -38,6 +38,7 @@ from tfhub.errors import (
     StorageError,
     UnsafeOpsError,
     UnscannableError,
+    UpstreamHandleError,
     UsageError,
 )
 from tfhub.savedmodel import keras_registration as _keras_registration
@@ -68,6 +69,7 @@ __all__ = [
     "StorageError",
     "UnsafeOpsError",
     "UnscannableError",
+    "UpstreamHandleError",
     "UsageError",
     "__version__",
     "add_signature",
