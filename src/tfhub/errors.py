@@ -41,6 +41,7 @@ __all__ = [
     "ArchiveError",
     "ArchiveTooLargeError",
     "CacheError",
+    "CatalogError",
     "CommonSignatureError",
     "ConfigError",
     "ConversionError",
@@ -235,3 +236,8 @@ class StorageError(HubError, OSError):
 
 class ConversionError(HubError, ValueError):
     """``hub.convert`` made a model that does not load, or does not give the module's outputs."""
+
+
+class CatalogError(StorageError):
+    """The hub's catalog database (SQLite or PostgreSQL) failed: unreachable, locked too long,
+    or a migration failed. The storage is untouched; ``tfhub index rebuild`` rebuilds it."""

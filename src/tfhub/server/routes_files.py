@@ -8,18 +8,27 @@
 * ``GET /api/blobs/<sha256>``: one model file that a published record references, with
   ``Range`` support, verified against the record's block hashes as it is sent
   (:mod:`tfhub.server.responses`).
+
+Download counts (:meth:`Catalog.count_download`): an archive counts once when the last byte
+of the file has been handed to the server (a whole ``GET``, or the ``Range`` that ends the
+file: a resumed download counts once, a range that stops short does not count, nor does a
+download cut before its end); the fast path counts once per manifest fetch (its blobs do
+not count).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import StreamingResponse
 
 from tfhub import protocol
 from tfhub.errors import ModelNameError
+from tfhub.server.access import ReadScope
 from tfhub.server.catalog import ModelName, parse_model_path
 from tfhub.server.hub import Hub
 from tfhub.server.pages import model_page
@@ -40,7 +49,8 @@ def register_blobs(app: FastAPI, hub: Hub) -> None:
     def get_blob(sha256: str, request: Request) -> Response:
         if not _SHA256_RE.match(sha256):
             return _error(404, "A blob is named by the 64 hex digits of its sha256.")
-        blob = catalog.blob(sha256)  # only files that a published record references
+        scope = ReadScope()  # the request's scope: wired by the access layer
+        blob = catalog.blob(sha256, scope)  # only files a record the scope may read references
         key = blob_key(sha256)
         if blob is None or storage.size(key) is None:
             return _error(404, f"No published file has the sha256 {sha256}.")
@@ -66,18 +76,21 @@ def register_models(app: FastAPI, hub: Hub) -> None:
             name = parse_model_path(path)
         except ModelNameError as exc:
             return PlainTextResponse(str(exc), status_code=404)
-        record = catalog.record(name)
+        scope = ReadScope()  # the request's scope: wired by the access layer
+        record = catalog.record(name, scope)
         if record is None:
             return PlainTextResponse(f"No model at /{name.path}.", status_code=404)
+        exact = ModelName(record["publisher"], record["model"], record["version"])
         formats = request.query_params.getlist(protocol.FORMAT_PARAM)
         wanted = {f.strip() for value in formats for f in value.split(",")}
         if protocol.COMPRESSED in wanted:
             if record.get("blobs") and protocol.FILES_MEDIA_TYPE in request.headers.get(
                 "accept", ""
             ):
+                catalog.count_download(exact)
                 return _files_manifest(record, versioned=name.version is not None)
             archive = record["archive"]
-            return ranged_response(
+            response = ranged_response(
                 request,
                 storage,
                 archive["key"],
@@ -86,6 +99,12 @@ def register_models(app: FastAPI, hub: Hub) -> None:
                 content_type="application/gzip",
                 immutable=name.version is not None,
             )
+            if request.method == "GET" and _ends_file(response, int(archive["size"])):
+                assert isinstance(response, StreamingResponse)
+                response.body_iterator = _then(
+                    response.body_iterator, lambda: catalog.count_download(exact)
+                )
+            return response
         if protocol.UNCOMPRESSED in wanted:
             return PlainTextResponse(
                 "This hub serves tf-hub-format=compressed only (the uncompressed format needs "
@@ -97,7 +116,7 @@ def register_models(app: FastAPI, hub: Hub) -> None:
                 f"Unknown {protocol.FORMAT_PARAM} {sorted(wanted)}; use compressed.",
                 status_code=400,
             )
-        versions = catalog.versions(ModelName(record["publisher"], record["model"]))
+        versions = catalog.versions(ModelName(record["publisher"], record["model"]), scope)
         handle = f"{base_url}/{name.path}"
         return HTMLResponse(model_page(record, versions, handle))
 
@@ -121,3 +140,21 @@ def register_models(app: FastAPI, hub: Hub) -> None:
             media_type=protocol.FILES_MEDIA_TYPE,
             headers={"Vary": "Accept", "Cache-Control": cache_control(versioned)},
         )
+
+
+def _ends_file(response: Response, size: int) -> bool:
+    """Whether ``response`` streams the archive's last byte (whole, or a range to its end)."""
+    if not isinstance(response, StreamingResponse) or response.status_code not in (200, 206):
+        return False
+    content_range = response.headers.get("content-range")
+    if response.status_code == 200 or content_range is None:
+        return True
+    return content_range.split("/")[0].endswith(f"-{size - 1}")
+
+
+async def _then(body: AsyncIterable[Any], done: Callable[[], None]) -> AsyncIterator[Any]:
+    """``body``, then ``done()`` once its last chunk has been taken (sent): not when the
+    client goes away before."""
+    async for chunk in body:
+        yield chunk
+    done()

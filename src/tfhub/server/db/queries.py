@@ -1,0 +1,212 @@
+"""Reading the catalog database: records, versions, blobs and search, always within a read
+scope applied in SQL (so totals, facet counts and pages never include what the scope may
+not read).
+
+A version is readable when the scope has a grant for it (``*``, its publisher or
+``publisher/model``), or when it is not private and its publisher is not a private
+namespace. A model is listed through one row: its latest version when the scope has a grant
+for it, else its latest public version (none in a private namespace).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tfhub.server.access import ReadScope
+from tfhub.server.db.connection import Connection
+from tfhub.server.db.rows import FACET_KINDS, search_words
+
+__all__ = ["SORTS", "ScopeSql", "blob", "record", "search", "versions"]
+
+SORTS = ("relevance", "recent", "downloads", "name")
+MAX_PER_PAGE = 100
+
+
+def _in(column: str, values: frozenset[str]) -> tuple[str, list[Any]]:
+    if not values:
+        return "1 = 0", []
+    return f"{column} IN ({', '.join('?' for _ in values)})", sorted(values)
+
+
+@dataclass(frozen=True)
+class ScopeSql:
+    """The SQL conditions of one :class:`ReadScope` over ``versions v``."""
+
+    granted: str
+    granted_params: list[Any]
+    namespace: str
+    namespace_params: list[Any]
+
+    @classmethod
+    def of(cls, scope: ReadScope) -> ScopeSql:
+        if "*" in scope.grants:
+            granted, g_params = "1 = 1", []
+        else:
+            by_publisher, p1 = _in("v.publisher", scope.grants)
+            by_model, p2 = _in("v.publisher || '/' || v.model", scope.grants)
+            granted, g_params = f"({by_publisher} OR {by_model})", p1 + p2
+        namespace, n_params = _in("v.publisher", scope.private_namespaces)
+        return cls(granted, g_params, namespace, n_params)
+
+    def readable(self) -> tuple[str, list[Any]]:
+        """Condition: this version may be read."""
+        return (
+            f"({self.granted} OR (v.private = 0 AND NOT {self.namespace}))",
+            self.granted_params + self.namespace_params,
+        )
+
+    def listed(self) -> tuple[str, list[Any]]:
+        """Condition: this row stands for its model in listings."""
+        return (
+            f"(({self.granted} AND v.latest_all = 1) OR (NOT {self.granted} AND "
+            f"v.latest_public = 1 AND NOT {self.namespace}))",
+            self.granted_params + self.granted_params + self.namespace_params,
+        )
+
+
+def record(
+    conn: Connection, scope: ReadScope, publisher: str, model: str, version: int | None
+) -> dict[str, Any] | None:
+    cond, params = ScopeSql.of(scope).readable()
+    sql = f"SELECT v.record FROM versions v WHERE v.publisher = ? AND v.model = ? AND {cond}"
+    if version is None:
+        row = conn.one(sql + " ORDER BY v.version DESC LIMIT 1", [publisher, model, *params])
+    else:
+        row = conn.one(sql + " AND v.version = ?", [publisher, model, *params, version])
+    return None if row is None else json.loads(row[0])
+
+
+def versions(conn: Connection, scope: ReadScope, publisher: str, model: str) -> list[int]:
+    cond, params = ScopeSql.of(scope).readable()
+    rows = conn.all(
+        f"SELECT v.version FROM versions v WHERE v.publisher = ? AND v.model = ? AND {cond} "
+        "ORDER BY v.version",
+        [publisher, model, *params],
+    )
+    return [int(r[0]) for r in rows]
+
+
+def blob(conn: Connection, scope: ReadScope, sha256: str) -> dict[str, Any] | None:
+    cond, params = ScopeSql.of(scope).readable()
+    row = conn.one(
+        "SELECT b.size, b.block_size, b.blocks FROM blobs b JOIN versions v ON v.id = "
+        f"b.version_id WHERE b.sha256 = ? AND {cond} LIMIT 1",
+        [sha256, *params],
+    )
+    if row is None:
+        return None
+    return {"size": int(row[0]), "block_size": int(row[1]), "blocks": json.loads(row[2])}
+
+
+def _fts_query(conn: Connection, q: str | None) -> str | None:
+    """``q`` as a full-text query: every word, each as a prefix (None: no word in ``q``)."""
+    words = search_words(q or "").split()
+    if not words:
+        return None
+    if conn.postgres:
+        return " & ".join(f"{w}:*" for w in words)
+    return " ".join(f'"{w}"*' for w in words)
+
+
+def search(
+    conn: Connection,
+    scope: ReadScope,
+    *,
+    q: str | None,
+    filters: Mapping[str, str],
+    sort: str,
+    page: int,
+    per_page: int | None,
+) -> dict[str, Any]:
+    """One page of models matching ``q`` and ``filters``, with the total and facet counts."""
+    where, params = ScopeSql.of(scope).listed()
+    conditions, joins = [where], ""
+    join_params: list[Any] = []
+    order, order_params = "v.sort_name", []
+    query = _fts_query(conn, q)
+    if query is not None:
+        if conn.postgres:
+            conditions.append("v.tsv @@ to_tsquery('simple', ?)")
+            params = [*params, query]
+            rank = "ts_rank(v.tsv, to_tsquery('simple', ?)) DESC"
+        else:
+            joins = (
+                " JOIN (SELECT rowid AS fid, bm25(versions_fts, 10.0, 6.0, 3.0, 2.0, 1.0) AS "
+                "rank FROM versions_fts WHERE versions_fts MATCH ?) m ON m.fid = v.id"
+            )
+            join_params, rank = [query], "m.rank"
+        if sort == "relevance":
+            order = f"{rank}, v.sort_name"
+            order_params = [query] if conn.postgres else []
+    for kind, value in sorted(filters.items()):
+        conditions.append(
+            "EXISTS (SELECT 1 FROM facets f WHERE f.version_id = v.id AND f.kind = ? "
+            "AND f.value = ?)"
+        )
+        params += [kind, value]
+    if sort == "recent":
+        order = "v.published_at DESC, v.sort_name"
+    elif sort == "downloads":
+        order = "COALESCE(d.total, 0) DESC, v.sort_name"
+    elif sort == "name":
+        order = "v.sort_name"
+    body = f"FROM versions v{joins} WHERE {' AND '.join(conditions)}"
+    all_params = join_params + params
+    total = int(conn.one(f"SELECT count(*) {body}", all_params)[0])  # type: ignore[index]
+    limit = ""
+    if per_page is not None:
+        limit = f" LIMIT {int(per_page)} OFFSET {int((page - 1) * per_page)}"
+    rows = conn.all(
+        f"SELECT v.record, v.size, COALESCE(d.total, 0) FROM versions v{joins} "
+        "LEFT JOIN download_totals d ON d.publisher = v.publisher AND d.model = v.model "
+        f"WHERE {' AND '.join(conditions)} ORDER BY {order}{limit}",
+        all_params + order_params,
+    )
+    items = []
+    for raw, size, downloads in rows:
+        item = json.loads(raw)
+        item.update(size=int(size), downloads=int(downloads), latest_version=item["version"])
+        items.append(item)
+    _add_versions(conn, scope, items)
+    facet_rows = conn.all(
+        "SELECT f.kind, f.value, count(*) FROM facets f WHERE f.version_id IN "
+        f"(SELECT v.id {body}) GROUP BY f.kind, f.value",
+        all_params,
+    )
+    facets: dict[str, list[dict[str, Any]]] = {kind: [] for kind in FACET_KINDS}
+    for kind, value, count in sorted(facet_rows, key=lambda r: (-int(r[2]), r[1])):
+        if kind in facets:
+            facets[kind].append({"value": value, "count": int(count)})
+    pages = 1 if per_page is None else max(1, math.ceil(total / per_page))
+    return {
+        "items": items,
+        "total": total,
+        "page": page,
+        "per_page": per_page if per_page is not None else total,
+        "pages": pages,
+        "sort": sort,
+        "facets": facets,
+    }
+
+
+def _add_versions(conn: Connection, scope: ReadScope, items: list[dict[str, Any]]) -> None:
+    """Each item's readable versions, in one query."""
+    if not items:
+        return
+    found: dict[tuple[str, str], list[int]] = {}
+    cond, params = ScopeSql.of(scope).readable()
+    for start in range(0, len(items), 200):
+        chunk = items[start : start + 200]
+        pairs = " OR ".join("(v.publisher = ? AND v.model = ?)" for _ in chunk)
+        keys = [x for item in chunk for x in (item["publisher"], item["model"])]
+        for publisher, model, version in conn.all(
+            f"SELECT v.publisher, v.model, v.version FROM versions v WHERE ({pairs}) AND {cond}",
+            keys + params,
+        ):
+            found.setdefault((publisher, model), []).append(int(version))
+    for item in items:
+        item["versions"] = sorted(found.get((item["publisher"], item["model"]), []))
