@@ -57,9 +57,10 @@ def write_record(
         "archive": {"key": archive_key, "size": len(body), "sha256": sha256},
         "blobs": {
             "block_size": 1 << 20,
-            "files": [{"path": "saved_model.pb", "size": 100, "sha256": blob_sha,
-                       "blocks": [blob_sha]}],
-        },  # fmt: skip
+            "files": [
+                {"path": "saved_model.pb", "size": 100, "sha256": blob_sha, "blocks": [blob_sha]}
+            ],
+        },
         "docs": docs,
         "warnings": [],
         "published_at": published_at,
