@@ -201,3 +201,17 @@ def test_download_counts_are_batched_and_exact_under_concurrency(tmp_path, db_ur
         assert catalog.search()["items"][0]["downloads"] == 2000
     finally:
         catalog.close()
+
+
+def test_index_rebuild_command(tmp_path, monkeypatch, capsys):
+    from tfhub.cli import main
+
+    storage = LocalStorage(tmp_path / "hub")
+    write_record(storage, "a/one/1")
+    write_record(storage, "a/one/2")
+    assert main(["index", "rebuild", "--root", str(tmp_path / "hub")]) == 0
+    assert "indexed 2 model versions" in capsys.readouterr().out
+    assert (tmp_path / "hub.catalog.sqlite3").is_file()  # the default: next to the root
+    monkeypatch.setenv("TFHUB_DATABASE_URL", "mysql://nope")
+    assert main(["index", "rebuild", "--root", str(tmp_path / "hub")]) != 0
+    assert "TFHUB_DATABASE_URL" in capsys.readouterr().err
