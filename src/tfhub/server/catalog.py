@@ -306,9 +306,9 @@ class Catalog:
     def reconcile(self) -> tuple[int, int]:
         """Indexes the records the storage has and the index lacks, and drops the versions
         whose records are gone; returns (added, removed)."""
+        with self.db.connect() as conn:  # before the listing: a version published meanwhile
+            rows = conn.all("SELECT publisher, model, version FROM versions")  # is not "gone"
         listed = set(self.storage.list_keys("/" + RECORD))
-        with self.db.connect() as conn:
-            rows = conn.all("SELECT publisher, model, version FROM versions")
         indexed = {f"{p}/{m}/{v}/{RECORD}": (p, m, int(v)) for p, m, v in rows}
         missing = sorted(listed - indexed.keys())
         gone = [indexed[key] for key in sorted(indexed.keys() - listed)]
