@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 RECORD = "meta.json"
 _PUBLIC = ReadScope()
+_COUNTS_CACHED = 1024  # searches whose total and facet counts are kept (per change marker)
 _METADATA_RE = re.compile(r"^<!--\s*(?P<key>[\w\s-]+?)\s*:\s*(?P<value>.+?)\s*-->$")
 _REPEATABLE = frozenset({"dataset", "language", "task", "network-architecture"})
 KNOWN_METADATA = frozenset(
@@ -247,6 +248,7 @@ class Catalog:
         self._stop = threading.Event()
         self._reconciler: threading.Thread | None = None
         self.downloads_counter = DownloadCounter(self._write_counts)
+        self._counts: collections.OrderedDict[Any, tuple[int, Any]] = collections.OrderedDict()
 
     @staticmethod
     def record_key(name: ModelName) -> str:
@@ -391,10 +393,29 @@ class Catalog:
         if page < 1 or (per_page is not None and per_page < 1):
             raise ValueError("page and per_page start at 1.")
         given = {kind: value for kind, value in chosen.items() if value}
+        key = (scope, q, tuple(sorted(given.items())))
         with self._connect() as conn:
-            return queries.search(
-                conn, scope, q=q, filters=given, sort=sort, page=page, per_page=per_page
+            row = conn.one("SELECT seq FROM catalog_state WHERE id = 1")  # the change marker
+            seq = int(row[0]) if row else 0
+            with self._lock:
+                cached = self._counts.get(key)
+            counted = cached[1] if cached is not None and cached[0] == seq else None
+            found = queries.search(
+                conn,
+                scope,
+                q=q,
+                filters=given,
+                sort=sort,
+                page=page,
+                per_page=per_page,
+                counted=counted,
             )
+        with self._lock:  # totals and facets do not change until the index does
+            self._counts[key] = (seq, (found["total"], found["facets"]))
+            self._counts.move_to_end(key)
+            while len(self._counts) > _COUNTS_CACHED:
+                self._counts.popitem(last=False)
+        return found
 
     def models(self, scope: ReadScope = _PUBLIC) -> list[dict[str, Any]]:
         """Every listed model (its latest readable record plus ``versions``...), by name."""

@@ -54,16 +54,27 @@ class ScopeSql:
 
     def readable(self) -> tuple[str, list[Any]]:
         """Condition: this version may be read."""
+        public = "v.private = 0" + (f" AND NOT {self.namespace}" if self.namespace_params else "")
+        if self.granted == "1 = 1":
+            return "1 = 1", []
+        if not self.granted_params:  # no grant: the common case, kept simple for the planner
+            return f"({public})", list(self.namespace_params)
         return (
-            f"({self.granted} OR (v.private = 0 AND NOT {self.namespace}))",
+            f"({self.granted} OR ({public}))",
             self.granted_params + self.namespace_params,
         )
 
     def listed(self) -> tuple[str, list[Any]]:
         """Condition: this row stands for its model in listings."""
+        public = "v.latest_public = 1" + (
+            f" AND NOT {self.namespace}" if self.namespace_params else ""
+        )
+        if self.granted == "1 = 1":
+            return "v.latest_all = 1", []
+        if not self.granted_params:
+            return f"({public})", list(self.namespace_params)
         return (
-            f"(({self.granted} AND v.latest_all = 1) OR (NOT {self.granted} AND "
-            f"v.latest_public = 1 AND NOT {self.namespace}))",
+            f"(({self.granted} AND v.latest_all = 1) OR (NOT {self.granted} AND {public}))",
             self.granted_params + self.granted_params + self.namespace_params,
         )
 
@@ -121,8 +132,10 @@ def search(
     sort: str,
     page: int,
     per_page: int | None,
+    counted: tuple[int, dict[str, list[dict[str, Any]]]] | None = None,
 ) -> dict[str, Any]:
-    """One page of models matching ``q`` and ``filters``, with the total and facet counts."""
+    """One page of models matching ``q`` and ``filters``, with the total and facet counts
+    (``counted``: those two, known from an earlier query over the same index)."""
     where, params = ScopeSql.of(scope).listed()
     conditions, joins = [where], ""
     join_params: list[Any] = []
@@ -156,7 +169,10 @@ def search(
         order = "v.sort_name"
     body = f"FROM versions v{joins} WHERE {' AND '.join(conditions)}"
     all_params = join_params + params
-    total = int(conn.one(f"SELECT count(*) {body}", all_params)[0])  # type: ignore[index]
+    if counted is None:
+        total = int(conn.one(f"SELECT count(*) {body}", all_params)[0])  # type: ignore[index]
+    else:
+        total = counted[0]
     limit = ""
     if per_page is not None:
         limit = f" LIMIT {int(per_page)} OFFSET {int((page - 1) * per_page)}"
@@ -172,15 +188,7 @@ def search(
         item.update(size=int(size), downloads=int(downloads), latest_version=item["version"])
         items.append(item)
     _add_versions(conn, scope, items)
-    facet_rows = conn.all(
-        "SELECT f.kind, f.value, count(*) FROM facets f WHERE f.version_id IN "
-        f"(SELECT v.id {body}) GROUP BY f.kind, f.value",
-        all_params,
-    )
-    facets: dict[str, list[dict[str, Any]]] = {kind: [] for kind in FACET_KINDS}
-    for kind, value, count in sorted(facet_rows, key=lambda r: (-int(r[2]), r[1])):
-        if kind in facets:
-            facets[kind].append({"value": value, "count": int(count)})
+    facets = counted[1] if counted is not None else _facets(conn, body, all_params)
     pages = 1 if per_page is None else max(1, math.ceil(total / per_page))
     return {
         "items": items,
@@ -191,6 +199,19 @@ def search(
         "sort": sort,
         "facets": facets,
     }
+
+
+def _facets(conn: Connection, body: str, params: list[Any]) -> dict[str, list[dict[str, Any]]]:
+    rows = conn.all(
+        "SELECT f.kind, f.value, count(*) FROM facets f WHERE f.version_id IN "
+        f"(SELECT v.id {body}) GROUP BY f.kind, f.value",
+        params,
+    )
+    facets: dict[str, list[dict[str, Any]]] = {kind: [] for kind in FACET_KINDS}
+    for kind, value, count in sorted(rows, key=lambda r: (-int(r[2]), r[1])):
+        if kind in facets:
+            facets[kind].append({"value": value, "count": int(count)})
+    return facets
 
 
 def _add_versions(conn: Connection, scope: ReadScope, items: list[dict[str, Any]]) -> None:
