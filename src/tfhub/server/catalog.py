@@ -13,23 +13,20 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import hashlib
 import json
 import logging
-import os
 import re
 import threading
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from tfhub import config, protocol
 from tfhub.errors import CatalogError, ModelNameError
 from tfhub.server.access import ReadScope
 from tfhub.server.db import queries
-from tfhub.server.db.connection import Connection, Database
+from tfhub.server.db.connection import Connection, Database, default_database
 from tfhub.server.db.downloads import DownloadCounter, Key, model_downloads, write_counts
 from tfhub.server.db.migrations import migrate
 from tfhub.server.db.rows import FACET_KINDS, delete_versions, insert_records
@@ -447,18 +444,6 @@ class Catalog:
         """``{"total", "last_30_days", "by_version", "by_day"}`` of a model."""
         with self._connect() as conn:
             return model_downloads(conn, scope, name.publisher, name.model)
-
-
-def default_database(storage: Storage) -> str:
-    """SQLite next to a directory root (``<root>.catalog.sqlite3``); for another storage, a
-    file in the user's data directory named after the storage (and its endpoint)."""
-    root = getattr(storage, "root", None)
-    if isinstance(root, Path):
-        return f"sqlite:///{root.parent / (root.name + '.catalog.sqlite3')}"
-    where = f"{storage.describe()} {os.environ.get('AWS_ENDPOINT_URL', '')}"
-    data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    digest = hashlib.sha256(where.encode()).hexdigest()[:16]
-    return f"sqlite:///{data / 'tfhub' / 'catalogs' / (digest + '.sqlite3')}"
 
 
 def _checked_record(key: str, raw: bytes | None) -> dict[str, Any] | None:

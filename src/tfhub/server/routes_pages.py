@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from tfhub.server.access import ReadScope
-from tfhub.server.db.queries import SORTS
+from tfhub.server.db.queries import MAX_PER_PAGE, SORTS
 from tfhub.server.hub import Hub
 from tfhub.server.pages import catalog_page
 
@@ -50,6 +50,7 @@ def register(app: FastAPI, hub: Hub) -> None:
         module_type: str | None = None,
         sort: str = "relevance",
         page: int = 1,
+        per_page: int = PER_PAGE,
     ) -> str:
         scope = ReadScope()  # the request's scope: wired by the access layer
         found = catalog.search(
@@ -59,7 +60,7 @@ def register(app: FastAPI, hub: Hub) -> None:
             module_type or None,
             sort=sort if sort in SORTS else "relevance",
             page=max(page, 1),
-            per_page=PER_PAGE,
+            per_page=min(max(per_page, 1), MAX_PER_PAGE),
             scope=scope,
         )
         return catalog_page(

@@ -10,6 +10,8 @@ is dropped rather than reused.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 import queue
 import sqlite3
 import threading
@@ -19,7 +21,7 @@ from typing import Any
 
 from tfhub.errors import CatalogError
 
-__all__ = ["Connection", "Database"]
+__all__ = ["Connection", "Database", "default_database"]
 
 _POOL_SIZE = 8
 _WAIT = 30.0  # seconds: how long a request waits for a free connection or a SQLite lock
@@ -156,3 +158,15 @@ class Database:
                 return
             with contextlib.suppress(Exception):
                 conn.raw.close()
+
+
+def default_database(storage: Any) -> str:
+    """SQLite next to a directory root (``<root>.catalog.sqlite3``); for another storage, a
+    file in the user's data directory named after the storage (and its endpoint)."""
+    root = getattr(storage, "root", None)
+    if isinstance(root, Path):
+        return f"sqlite:///{root.parent / (root.name + '.catalog.sqlite3')}"
+    where = f"{storage.describe()} {os.environ.get('AWS_ENDPOINT_URL', '')}"
+    data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    digest = hashlib.sha256(where.encode()).hexdigest()[:16]
+    return f"sqlite:///{data / 'tfhub' / 'catalogs' / (digest + '.sqlite3')}"
