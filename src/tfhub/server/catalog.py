@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tfhub import config, protocol
-from tfhub.errors import CatalogError, ModelNameError
+from tfhub.errors import CatalogError, ModelNameError, StorageError
 from tfhub.server.access import ReadScope
 from tfhub.server.db import queries
 from tfhub.server.db.connection import Connection, Database, default_database
@@ -241,7 +241,8 @@ class Catalog:
         self.storage = storage
         self.db = Database(database or config.database_url() or default_database(storage))
         self._lock = threading.Lock()
-        self._ready = False
+        self._ready = self._migrated = False
+        self._ready_lock = threading.Lock()
         self._stop = threading.Event()
         self._reconciler: threading.Thread | None = None
         self.downloads_counter = DownloadCounter(self._write_counts)
@@ -252,18 +253,27 @@ class Catalog:
         return f"{name.path}/{RECORD}"
 
     def _connect(self, *, write: bool = False) -> AbstractContextManager[Connection]:
+        """A database connection, once the schema is migrated and the index has followed the
+        storage at least once (until then each use tries again, and fails as the storage
+        or the database does)."""
         if not self._ready:
-            with self._lock:
+            with self._ready_lock:
                 if not self._ready:
-                    migrate(self.db)
-                    self._ready = True
+                    if not self._migrated:
+                        migrate(self.db)
+                        self._migrated = True
                     self.reconcile()
+                    self._ready = True
         return self.db.connect(write=write)
 
     def start(self) -> None:
-        """Indexes what the storage holds and starts the periodic reconcile (the server)."""
-        with self._connect():
-            pass
+        """Indexes what the storage holds and starts the periodic reconcile (the server). A
+        storage or database failure here is logged: requests answer 503 until it passes."""
+        try:
+            with self._connect():
+                pass
+        except StorageError as exc:
+            logger.error("The catalog could not follow the storage yet: %s", exc)
         interval = config.catalog_reconcile_seconds()
         if interval > 0 and self._reconciler is None:
             self._reconciler = threading.Thread(
@@ -275,6 +285,8 @@ class Catalog:
     def _reconcile_every(self, interval: float) -> None:
         while not self._stop.wait(interval):
             try:
+                with self._connect():  # the first time: migrations too
+                    pass
                 self.reconcile()
             except Exception:  # a storage or database outage: try again next time
                 logger.exception("Reconciling the catalog with the storage failed")
@@ -332,7 +344,7 @@ class Catalog:
             if not conn.postgres:
                 conn.execute("DELETE FROM versions_fts")
             count = insert_records(conn, records)
-        self._ready = True
+        self._ready = self._migrated = True
         return count
 
     def seq(self) -> int:
