@@ -74,58 +74,72 @@ def _bump(conn: Connection) -> int:
     return int(row[0])
 
 
+_COLUMNS = "publisher, model, version, private, sort_name, published_at, size, record, seq"
+_MARKS = "?, ?, ?, ?, ?, ?, ?, ?, ?"
+_TSV = (  # PostgreSQL: the search text, names weighing most, then description, facets, docs
+    ", setweight(to_tsvector('simple', ?), 'A') || setweight(to_tsvector('simple', ?), 'A') || "
+    "setweight(to_tsvector('simple', ?), 'B') || setweight(to_tsvector('simple', ?), 'C') || "
+    "setweight(to_tsvector('simple', ?), 'D')"
+)
+_BATCH = 500  # rows per multi-row INSERT
+
+
+def _version_values(record: dict[str, Any], seq: int) -> list[Any]:
+    return [
+        record["publisher"],
+        record["model"],
+        int(record["version"]),
+        1 if record.get("private") is True else 0,
+        f"{record['publisher']}/{record['model']}".lower(),
+        str(record.get("published_at") or ""),
+        _size(record),
+        json.dumps(record, separators=(",", ":")),
+        seq,
+    ]
+
+
 def insert_records(conn: Connection, records: Iterable[dict[str, Any]]) -> int:
     """Indexes ``records`` (skipping versions already indexed); returns how many were new."""
     seq = _bump(conn)  # also the lock that orders concurrent writers on PostgreSQL
+    columns, marks = _COLUMNS, _MARKS
+    if conn.postgres:
+        columns, marks = columns + ", tsv", marks + _TSV
     touched: set[tuple[str, str]] = set()
     facet_rows: list[tuple[Any, ...]] = []
     blob_rows: list[tuple[Any, ...]] = []
     fts_rows: list[tuple[Any, ...]] = []
+    pending = list(records)
     new = 0
-    for record in records:
-        texts = _texts(record)
-        values = [
-            record["publisher"],
-            record["model"],
-            int(record["version"]),
-            1 if record.get("private") is True else 0,
-            f"{record['publisher']}/{record['model']}".lower(),
-            str(record.get("published_at") or ""),
-            _size(record),
-            json.dumps(record, separators=(",", ":")),
-            seq,
-        ]
-        columns = "publisher, model, version, private, sort_name, published_at, size, record, seq"
-        marks = "?, ?, ?, ?, ?, ?, ?, ?, ?"
-        if conn.postgres:
-            columns += ", tsv"
-            marks += (
-                ", setweight(to_tsvector('simple', ?), 'A') || "
-                "setweight(to_tsvector('simple', ?), 'A') || "
-                "setweight(to_tsvector('simple', ?), 'B') || "
-                "setweight(to_tsvector('simple', ?), 'C') || "
-                "setweight(to_tsvector('simple', ?), 'D')"
-            )
-            values += texts
-        row = conn.one(
-            f"INSERT INTO versions ({columns}) VALUES ({marks}) "
-            "ON CONFLICT (publisher, model, version) DO NOTHING RETURNING id",
-            values,
+    for start in range(0, len(pending), _BATCH):
+        chunk = pending[start : start + _BATCH]
+        texts = [_texts(record) for record in chunk]
+        params: list[Any] = []
+        for record, text in zip(chunk, texts, strict=True):
+            params += _version_values(record, seq) + (list(text) if conn.postgres else [])
+        rows = conn.all(
+            f"INSERT INTO versions ({columns}) VALUES "
+            + ", ".join(f"({marks})" for _ in chunk)
+            + " ON CONFLICT (publisher, model, version) DO NOTHING "
+            "RETURNING id, publisher, model, version",
+            params,
         )
-        if row is None:
-            continue  # already indexed: records are immutable
-        version_id = int(row[0])
-        new += 1
-        touched.add((record["publisher"], record["model"]))
-        facet_rows += [(version_id, kind, value) for kind, value in facets_of(record)]
-        described = record.get("blobs") or {}
-        blob_rows += [
-            (f["sha256"], version_id, int(f["size"]), int(described["block_size"]),
-             json.dumps(list(f["blocks"])))
-            for f in described.get("files", [])
-        ]  # fmt: skip
-        if not conn.postgres:
-            fts_rows.append((version_id, *texts))
+        ids = {(p, m, int(v)): int(i) for i, p, m, v in rows}
+        for record, text in zip(chunk, texts, strict=True):
+            key = (record["publisher"], record["model"], int(record["version"]))
+            version_id = ids.pop(key, None)
+            if version_id is None:
+                continue  # already indexed: records are immutable
+            new += 1
+            touched.add((record["publisher"], record["model"]))
+            facet_rows += [(version_id, kind, value) for kind, value in facets_of(record)]
+            described = record.get("blobs") or {}
+            blob_rows += [
+                (f["sha256"], version_id, int(f["size"]), int(described["block_size"]),
+                 json.dumps(list(f["blocks"])))
+                for f in described.get("files", [])
+            ]  # fmt: skip
+            if not conn.postgres:
+                fts_rows.append((version_id, *text))
     conn.executemany(
         "INSERT INTO facets (version_id, kind, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
         facet_rows,
