@@ -137,24 +137,28 @@ def search(
     """One page of models matching ``q`` and ``filters``, with the total and facet counts
     (``counted``: those two, known from an earlier query over the same index)."""
     where, params = ScopeSql.of(scope).listed()
-    conditions, joins = [where], ""
-    join_params: list[Any] = []
+    conditions = [where]
+    joins, join_params = "", []  # the items query only: the rank, for sorting by relevance
     order, order_params = "v.sort_name", []
     query = _fts_query(conn, q)
     if query is not None:
         if conn.postgres:
             conditions.append("v.tsv @@ to_tsquery('simple', ?)")
-            params = [*params, query]
             rank = "ts_rank(v.tsv, to_tsquery('simple', ?)) DESC"
-        else:
-            joins = (
-                " JOIN (SELECT rowid AS fid, bm25(versions_fts, 10.0, 6.0, 3.0, 2.0, 1.0) AS "
-                "rank FROM versions_fts WHERE versions_fts MATCH ?) m ON m.fid = v.id"
-            )
-            join_params, rank = [query], "m.rank"
+        else:  # a condition, not a join: SQLite plans counts and facets far better so
+            conditions.append("v.id IN (SELECT rowid FROM versions_fts WHERE versions_fts MATCH ?)")
+            rank = "m.rank"
+        params = [*params, query]
         if sort == "relevance":
             order = f"{rank}, v.sort_name"
-            order_params = [query] if conn.postgres else []
+            if conn.postgres:
+                order_params = [query]
+            else:
+                joins = (
+                    " JOIN (SELECT rowid AS fid, bm25(versions_fts, 10.0, 6.0, 3.0, 2.0, 1.0) "
+                    "AS rank FROM versions_fts WHERE versions_fts MATCH ?) m ON m.fid = v.id"
+                )
+                join_params = [query]
     for kind, value in sorted(filters.items()):
         conditions.append(
             "EXISTS (SELECT 1 FROM facets f WHERE f.version_id = v.id AND f.kind = ? "
@@ -167,12 +171,8 @@ def search(
         order = "COALESCE(d.total, 0) DESC, v.sort_name"
     elif sort == "name":
         order = "v.sort_name"
-    body = f"FROM versions v{joins} WHERE {' AND '.join(conditions)}"
-    all_params = join_params + params
-    if counted is None:
-        total = int(conn.one(f"SELECT count(*) {body}", all_params)[0])  # type: ignore[index]
-    else:
-        total = counted[0]
+    body = f"FROM versions v WHERE {' AND '.join(conditions)}"
+    total = counted[0] if counted is not None else _count(conn, body, params)
     limit = ""
     if per_page is not None:
         limit = f" LIMIT {int(per_page)} OFFSET {int((page - 1) * per_page)}"
@@ -180,7 +180,7 @@ def search(
         f"SELECT v.record, v.size, COALESCE(d.total, 0) FROM versions v{joins} "
         "LEFT JOIN download_totals d ON d.publisher = v.publisher AND d.model = v.model "
         f"WHERE {' AND '.join(conditions)} ORDER BY {order}{limit}",
-        all_params + order_params,
+        join_params + params + order_params,
     )
     items = []
     for raw, size, downloads in rows:
@@ -188,7 +188,7 @@ def search(
         item.update(size=int(size), downloads=int(downloads), latest_version=item["version"])
         items.append(item)
     _add_versions(conn, scope, items)
-    facets = counted[1] if counted is not None else _facets(conn, body, all_params)
+    facets = counted[1] if counted is not None else _facets(conn, body, params)
     pages = 1 if per_page is None else max(1, math.ceil(total / per_page))
     return {
         "items": items,
@@ -199,6 +199,11 @@ def search(
         "sort": sort,
         "facets": facets,
     }
+
+
+def _count(conn: Connection, body: str, params: list[Any]) -> int:
+    row = conn.one(f"SELECT count(*) {body}", params)
+    return int(row[0]) if row else 0
 
 
 def _facets(conn: Connection, body: str, params: list[Any]) -> dict[str, list[dict[str, Any]]]:
