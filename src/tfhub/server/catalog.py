@@ -29,7 +29,7 @@ from tfhub.server.db import queries
 from tfhub.server.db.connection import Connection, Database, default_database
 from tfhub.server.db.downloads import DownloadCounter, Key, model_downloads, write_counts
 from tfhub.server.db.migrations import migrate
-from tfhub.server.db.rows import FACET_KINDS, delete_versions, insert_records
+from tfhub.server.db.rows import FACET_KINDS, analyze, delete_versions, insert_records
 from tfhub.server.storage import Storage
 
 __all__ = ["Catalog", "ModelName", "ModelNameError", "parse_docs", "parse_model_path"]
@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 RECORD = "meta.json"
 _PUBLIC = ReadScope()
+_ANALYZE_AFTER = 500  # versions added or removed by a reconcile before statistics are redone
 _COUNTS_CACHED = 1024  # searches whose total and facet counts are kept (per change marker)
 _METADATA_RE = re.compile(r"^<!--\s*(?P<key>[\w\s-]+?)\s*:\s*(?P<value>.+?)\s*-->$")
 _REPEATABLE = frozenset({"dataset", "language", "task", "network-architecture"})
@@ -329,6 +330,8 @@ class Catalog:
         with self.db.connect(write=True) as conn:
             added = insert_records(conn, records)
             removed = delete_versions(conn, gone)
+            if added + removed > _ANALYZE_AFTER:
+                analyze(conn)
         if added or removed:
             logger.info("Catalog reconciled: %d version(s) added, %d removed", added, removed)
         return added, removed
@@ -344,6 +347,7 @@ class Catalog:
             if not conn.postgres:
                 conn.execute("DELETE FROM versions_fts")
             count = insert_records(conn, records)
+            analyze(conn)
         self._ready = self._migrated = True
         return count
 

@@ -176,17 +176,20 @@ def search(
     limit = ""
     if per_page is not None:
         limit = f" LIMIT {int(per_page)} OFFSET {int((page - 1) * per_page)}"
-    rows = conn.all(
-        f"SELECT v.record, v.size, COALESCE(d.total, 0) FROM versions v{joins} "
-        "LEFT JOIN download_totals d ON d.publisher = v.publisher AND d.model = v.model "
-        f"WHERE {' AND '.join(conditions)} ORDER BY {order}{limit}",
-        join_params + params + order_params,
+    totals = (
+        " LEFT JOIN download_totals d ON d.publisher = v.publisher AND d.model = v.model"
+        if sort == "downloads"
+        else ""
     )
-    items = []
-    for raw, size, downloads in rows:
-        item = json.loads(raw)
-        item.update(size=int(size), downloads=int(downloads), latest_version=item["version"])
-        items.append(item)
+    ids = [
+        int(row[0])
+        for row in conn.all(
+            f"SELECT v.id FROM versions v{joins}{totals} WHERE {' AND '.join(conditions)} "
+            f"ORDER BY {order}{limit}",
+            join_params + params + order_params,
+        )
+    ]
+    items = _items(conn, ids)
     _add_versions(conn, scope, items)
     facets = counted[1] if counted is not None else _facets(conn, body, params)
     pages = 1 if per_page is None else max(1, math.ceil(total / per_page))
@@ -199,6 +202,23 @@ def search(
         "sort": sort,
         "facets": facets,
     }
+
+
+def _items(conn: Connection, ids: list[int]) -> list[dict[str, Any]]:
+    """The search items of these versions, in this order."""
+    found: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for version_id, raw, size, downloads in conn.all(
+            "SELECT v.id, v.record, v.size, COALESCE(d.total, 0) FROM versions v "
+            "LEFT JOIN download_totals d ON d.publisher = v.publisher AND d.model = v.model "
+            f"WHERE v.id IN ({', '.join('?' for _ in chunk)})",
+            chunk,
+        ):
+            item = json.loads(raw)
+            item.update(size=int(size), downloads=int(downloads), latest_version=item["version"])
+            found[int(version_id)] = item
+    return [found[i] for i in ids if i in found]
 
 
 def _count(conn: Connection, body: str, params: list[Any]) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 
 from tfhub.server.db.connection import Connection
 
-__all__ = ["delete_versions", "facets_of", "insert_records", "search_words"]
+__all__ = ["analyze", "delete_versions", "facets_of", "insert_records", "search_words"]
 
 _WORD_RE = re.compile(r"[^\W_]+")
 FACET_KINDS = ("publisher", "format", "module_type", "license", "language", "dataset",
@@ -194,3 +194,8 @@ def _update_latest(conn: Connection, models: set[tuple[str, str]]) -> None:
         conn.execute(sql)
         return
     conn.executemany(sql + " WHERE publisher = ? AND model = ?", sorted(models))
+
+
+def analyze(conn: Connection) -> None:
+    """Refreshes the planner's statistics (after many rows changed: a rebuild)."""
+    conn.execute("ANALYZE versions, facets, blobs" if conn.postgres else "ANALYZE")
