@@ -172,7 +172,7 @@ def search(
     elif sort == "name":
         order = "v.sort_name"
     body = f"FROM versions v WHERE {' AND '.join(conditions)}"
-    total = counted[0] if counted is not None else _count(conn, body, params)
+    total, facets = counted if counted is not None else _counts(conn, body, params)
     limit = ""
     if per_page is not None:
         limit = f" LIMIT {int(per_page)} OFFSET {int((page - 1) * per_page)}"
@@ -191,7 +191,6 @@ def search(
     ]
     items = _items(conn, ids)
     _add_versions(conn, scope, items)
-    facets = counted[1] if counted is not None else _facets(conn, body, params)
     pages = 1 if per_page is None else max(1, math.ceil(total / per_page))
     return {
         "items": items,
@@ -221,22 +220,26 @@ def _items(conn: Connection, ids: list[int]) -> list[dict[str, Any]]:
     return [found[i] for i in ids if i in found]
 
 
-def _count(conn: Connection, body: str, params: list[Any]) -> int:
-    row = conn.one(f"SELECT count(*) {body}", params)
-    return int(row[0]) if row else 0
-
-
-def _facets(conn: Connection, body: str, params: list[Any]) -> dict[str, list[dict[str, Any]]]:
+def _counts(
+    conn: Connection, body: str, params: list[Any]
+) -> tuple[int, dict[str, list[dict[str, Any]]]]:
+    """The number of matches and the facet counts over them, in one query (the matches
+    computed once)."""
     rows = conn.all(
-        "SELECT f.kind, f.value, count(*) FROM facets f WHERE f.version_id IN "
-        f"(SELECT v.id {body}) GROUP BY f.kind, f.value",
+        f"WITH m AS MATERIALIZED (SELECT v.id {body}) "
+        "SELECT '', '', count(*) FROM m UNION ALL "
+        "SELECT f.kind, f.value, count(*) FROM facets f JOIN m ON f.version_id = m.id "
+        "GROUP BY f.kind, f.value",
         params,
     )
+    total = 0
     facets: dict[str, list[dict[str, Any]]] = {kind: [] for kind in FACET_KINDS}
     for kind, value, count in sorted(rows, key=lambda r: (-int(r[2]), r[1])):
-        if kind in facets:
+        if kind == "":
+            total = int(count)
+        elif kind in facets:
             facets[kind].append({"value": value, "count": int(count)})
-    return facets
+    return total, facets
 
 
 def _add_versions(conn: Connection, scope: ReadScope, items: list[dict[str, Any]]) -> None:
