@@ -25,7 +25,7 @@ _COMMON = [
     """CREATE TABLE facets (
         version_id BIGINT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
         PRIMARY KEY (kind, value, version_id))""",
-    "CREATE INDEX facets_version ON facets (version_id, kind)",
+    "CREATE INDEX facets_version ON facets (version_id, kind, value)",
     """CREATE TABLE blobs (
         sha256 TEXT NOT NULL, version_id BIGINT NOT NULL, size BIGINT NOT NULL,
         block_size BIGINT NOT NULL, blocks TEXT NOT NULL, PRIMARY KEY (sha256, version_id))""",

@@ -172,7 +172,11 @@ def search(
     elif sort == "name":
         order = "v.sort_name"
     body = f"FROM versions v WHERE {' AND '.join(conditions)}"
-    total, facets = counted if counted is not None else _counts(conn, body, params)
+    total, facets = (
+        counted
+        if counted is not None
+        else _counts(conn, body, params, narrow=query is not None or bool(filters))
+    )
     limit = ""
     if per_page is not None:
         limit = f" LIMIT {int(per_page)} OFFSET {int((page - 1) * per_page)}"
@@ -221,15 +225,21 @@ def _items(conn: Connection, ids: list[int]) -> list[dict[str, Any]]:
 
 
 def _counts(
-    conn: Connection, body: str, params: list[Any]
+    conn: Connection, body: str, params: list[Any], narrow: bool
 ) -> tuple[int, dict[str, list[dict[str, Any]]]]:
     """The number of matches and the facet counts over them, in one query (the matches
-    computed once)."""
+    computed once). ``narrow``: a search or filter, so few matches."""
+    join = (
+        "m CROSS JOIN facets f WHERE f.version_id = m.id"
+        if narrow
+        else ("facets f JOIN m ON f.version_id = m.id")
+    )
     rows = conn.all(
         f"WITH m AS MATERIALIZED (SELECT v.id {body}) "
         "SELECT '', '', count(*) FROM m UNION ALL "
-        "SELECT f.kind, f.value, count(*) FROM facets f JOIN m ON f.version_id = m.id "
-        "GROUP BY f.kind, f.value",
+        # CROSS JOIN: SQLite then reads the few matches first, not every facet row
+        # (PostgreSQL plans it as any join).
+        f"SELECT f.kind, f.value, count(*) FROM {join} GROUP BY f.kind, f.value",
         params,
     )
     total = 0
