@@ -48,8 +48,10 @@ def test_search_api_pages_filters_and_openapi(client):
     ok = listing["responses"]["200"]["content"]["application/json"]
     assert ok["example"]["items"][0]["downloads"] == 1234
     assert ok["schema"]["$ref"].endswith("/SearchPage")
-    html = client.get("/", params={"q": "model", "page": 2}).text
-    assert "p1/m" in html or "p0/m" in html
+    html = client.get("/", params={"q": "again"}).text
+    assert "p0/m00" in html and "p1/m01" not in html
+    assert "<option value='p1'>" in html  # the menus still offer every publisher
+    assert "p0/m" in client.get("/", params={"sort": "name", "page": 2, "per_page": 10}).text
 
 
 def test_which_downloads_count(client):

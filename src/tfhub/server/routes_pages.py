@@ -65,7 +65,8 @@ def register(app: FastAPI, hub: Hub) -> None:
         )
         return catalog_page(
             found["items"],
-            all_models=_facet_options(found["facets"]),
+            # The menus offer every value (the facets of everything, counted once per change).
+            all_models=_facet_options(catalog.search(per_page=1, scope=scope)["facets"]),
             q=q,
             publisher=publisher,
             fmt=format,
