@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean postgresql
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,17 +37,23 @@ $(CHROMIUM):
 # worker) in collection order: conftest puts the longest files first (xdist would otherwise
 # start with the files holding most tests and leave a long one for the end). Hypothesis runs
 # its quick "dev" profile here and the thorough "ci" one when CI is set.
-test: $(STAMP) $(CHROMIUM)
+# The catalog tests start a real PostgreSQL with Debian's binaries (tests/helpers/postgres.py).
+PG_CTL := $(firstword $(wildcard /usr/lib/postgresql/*/bin/pg_ctl))
+postgresql:
+	test -n "$(PG_CTL)" || (apt-get update -qq && apt-get install -y -qq postgresql)
+
+test: $(STAMP) $(CHROMIUM) postgresql
 	$(BIN)/ruff check src tests examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
-bench: $(STAMP)
+bench: $(STAMP) postgresql
 	command -v nginx >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx)
 	$(BIN)/python bench/tf1_module.py
 	$(BIN)/python bench/download.py
 	$(BIN)/python bench/keras_layer.py
+	$(BIN)/python bench/catalog.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples

@@ -58,6 +58,7 @@ EXPECTED_API = {
     "UnsafeOpsError",
     "UnscannableError",
     "UpstreamHandleError",
+    "CatalogError",
     "__version__",
     "load",
     "register_resolver",

@@ -216,16 +216,16 @@ def test_bad_docs_are_refused(hub_server, models):
 
 
 def test_json_api_pages_and_openapi(hub_server):
-    everything = requests.get(f"{hub_server.url}/api/models", timeout=30).json()
+    everything = requests.get(f"{hub_server.url}/api/models", timeout=30).json()["items"]
     assert [(m["publisher"], m["model"]) for m in everything] == [
         ("other", "dict"),
         ("test", "mul"),
     ]
     found = requests.get(f"{hub_server.url}/api/models", params={"q": "multiplies"}, timeout=30)
-    assert [m["model"] for m in found.json()] == ["mul"]
+    assert [m["model"] for m in found.json()["items"]] == ["mul"]
     by_type = requests.get(
         f"{hub_server.url}/api/models", params={"module_type": "text-embedding"}, timeout=30
-    ).json()
+    ).json()["items"]
     assert [m["model"] for m in by_type] == ["mul"]
     model = requests.get(f"{hub_server.url}/api/models/test/mul", timeout=30).json()
     assert model["versions"] == [1] and model["latest"]["docs"]["title"] == "Module test/mul/1"

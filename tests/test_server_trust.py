@@ -220,7 +220,7 @@ def test_records_that_do_not_match_their_key_are_ignored(hub):
     forged = hub.store / "other" / "forged" / "1" / "meta.json"
     forged.parent.mkdir(parents=True)
     forged.write_text(json.dumps({**record, "version": 7}))  # claims to be test/mul/7
-    listed = requests.get(f"{hub.url}/api/models", timeout=30).json()
+    listed = requests.get(f"{hub.url}/api/models", timeout=30).json()["items"]
     assert listed and all(m["publisher"] != "other" for m in listed)
     mul = requests.get(f"{hub.url}/api/models/test/mul", timeout=30).json()
     assert mul["versions"] == [1]

@@ -43,6 +43,10 @@ Variable                            Meaning
                                     handles are rewritten before resolution (longest wins)
 ``TFHUB_HANDLE_MAP_FILE``           a file of such rules, one per line, ``#`` comments
 ``KAGGLEHUB_CACHE``                 kagglehub's cache, read (offline) for Kaggle handles
+``TFHUB_DATABASE_URL``              server: the catalog database, ``postgresql://...`` or
+                                    ``sqlite:///path`` (default: SQLite next to the root)
+``TFHUB_CATALOG_RECONCILE_SECONDS`` server: seconds between checks of the storage for
+                                    records missing from the catalog (60; 0: off)
 ==================================  =========================================================
 """
 
@@ -60,7 +64,9 @@ from tfhub.errors import ConfigError
 __all__ = [
     "LoadFormat",
     "cache_dir",
+    "catalog_reconcile_seconds",
     "cert_validation_disabled",
+    "database_url",
     "download_progress",
     "env_flag",
     "http_retries",
@@ -454,3 +460,27 @@ def client_token_file() -> Path | None:
     none); each token is sent only to its origin."""
     raw = os.environ.get("TFHUB_CLIENT_TOKEN_FILE", "").strip()
     return Path(raw).expanduser() if raw else None
+def database_url() -> str | None:
+    """``TFHUB_DATABASE_URL``: the hub's catalog database, ``postgresql://user@host/db``
+    (shared by replicas) or ``sqlite:///path/to/catalog.sqlite3``; unset: a SQLite file next
+    to a directory root (``<root>.catalog.sqlite3``) or in the user's data directory for a
+    bucket.
+
+    Raises:
+        ConfigError: another scheme.
+    """
+    raw = os.environ.get("TFHUB_DATABASE_URL", "").strip()
+    if not raw:
+        return None
+    if not raw.startswith(("postgresql://", "postgres://", "sqlite:///")):
+        raise ConfigError(
+            f"TFHUB_DATABASE_URL={raw.split('@')[-1]!r} is not valid; use "
+            "postgresql://user:password@host:port/database or sqlite:///path/to/file."
+        )
+    return raw
+
+
+def catalog_reconcile_seconds() -> float:
+    """``TFHUB_CATALOG_RECONCILE_SECONDS``: how often the server lists the storage's records
+    and indexes those missing from the catalog (default 60; 0 turns it off)."""
+    return _env_number("TFHUB_CATALOG_RECONCILE_SECONDS", 60.0, minimum=0.0)

@@ -42,6 +42,7 @@ __all__ = [
     "ArchiveError",
     "ArchiveTooLargeError",
     "CacheError",
+    "CatalogError",
     "CommonSignatureError",
     "ConfigError",
     "ConversionError",
@@ -241,3 +242,8 @@ class ConversionError(HubError, ValueError):
 
 class UpstreamHandleError(InvalidHandleError):
     """A handle that is not an upstream model URL where one is needed (a mirror path)."""
+
+
+class CatalogError(StorageError):
+    """The hub's catalog database (SQLite or PostgreSQL) failed: unreachable, locked too long,
+    or a migration failed. The storage is untouched; ``tfhub index rebuild`` rebuilds it."""

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tfhub import config
-from tfhub.cli import mirror, tokens
+from tfhub.cli import index, mirror, tokens
 from tfhub.cli.common import check_root as _check_root
 from tfhub.errors import (
     ArchiveError,
@@ -370,6 +370,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="remove incomplete entries and your leftovers of dead downloads (locks too)",
     )
     p.set_defaults(func=_cmd_cache)
+    index.add_commands(sub, add)
     return parser
 
 

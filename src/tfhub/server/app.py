@@ -17,9 +17,11 @@ both as ``{"error": ...}`` JSON without a traceback (which goes to the log).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -65,11 +67,19 @@ def create_app(
     """
     storage = open_storage(root)
     catalog = Catalog(storage)
+    catalog.start()  # migrations, indexing what the storage holds, the periodic reconcile
     limit = max_upload_bytes or config.max_upload_bytes()
     publisher = Publisher(catalog, max_upload_bytes=limit, inspect_timeout=inspect_timeout)
     grants = tokens if tokens is not None else Tokens.from_env()
     base_url = (public_url or config.public_url() or "http://localhost").rstrip("/")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        catalog.close()  # writes the pending download counts
+
     app = FastAPI(
+        lifespan=lifespan,
         title="tfhub",
         description="A self-hosted TensorFlow Hub: hosting protocol, publishing and catalog.",
         version=version(),

@@ -11,16 +11,25 @@ Layout in the storage::
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import json
 import logging
 import re
 import threading
-import time
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from tfhub import protocol
-from tfhub.errors import ModelNameError
+from tfhub import config, protocol
+from tfhub.errors import CatalogError, ModelNameError, StorageError
+from tfhub.server.access import ReadScope
+from tfhub.server.db import queries
+from tfhub.server.db.connection import Connection, Database, default_database
+from tfhub.server.db.downloads import DownloadCounter, Key, model_downloads, write_counts
+from tfhub.server.db.migrations import migrate
+from tfhub.server.db.rows import FACET_KINDS, analyze, delete_versions, insert_records
 from tfhub.server.storage import Storage
 
 __all__ = ["Catalog", "ModelName", "ModelNameError", "parse_docs", "parse_model_path"]
@@ -28,7 +37,9 @@ __all__ = ["Catalog", "ModelName", "ModelNameError", "parse_docs", "parse_model_
 logger = logging.getLogger(__name__)
 
 RECORD = "meta.json"
-_MISS_REFRESH = 0.25  # seconds: how stale the blob index may be when a blob is not in it
+_PUBLIC = ReadScope()
+_ANALYZE_AFTER = 500  # versions added or removed by a reconcile before statistics are redone
+_COUNTS_CACHED = 1024  # searches whose total and facet counts are kept (per change marker)
 _METADATA_RE = re.compile(r"^<!--\s*(?P<key>[\w\s-]+?)\s*:\s*(?P<value>.+?)\s*-->$")
 _REPEATABLE = frozenset({"dataset", "language", "task", "network-architecture"})
 KNOWN_METADATA = frozenset(
@@ -214,77 +225,154 @@ def body_started(body: list[str]) -> bool:
 
 
 class Catalog:
-    """Reads and writes version records; keeps a short-lived in-memory index for listing."""
+    """The index of the storage's records in a database (storage stays the source of truth).
 
-    def __init__(self, storage: Storage, *, ttl: float = 2.0) -> None:
+    Reads (:meth:`record`, :meth:`versions`, :meth:`search`, :meth:`blob`...) are answered by
+    the database, within a :class:`ReadScope` (default: public models only). Nothing is
+    cached in the process, so a version indexed by one replica is listed by every replica
+    sharing the database at its next query. Publishing calls :meth:`insert` right after the
+    record is written; a record written without it (a crash in between, another tool, a
+    replica with its own SQLite file) is indexed by :meth:`reconcile`, which runs at the
+    first use and then every ``TFHUB_CATALOG_RECONCILE_SECONDS`` in the server (a listing of
+    the storage's record keys compared with the index: no record is read unless missing).
+    ``tfhub index rebuild`` (:meth:`rebuild`) re-reads every record.
+    """
+
+    def __init__(self, storage: Storage, *, database: str | None = None) -> None:
         self.storage = storage
-        self._ttl = ttl
+        self.db = Database(database or config.database_url() or default_database(storage))
         self._lock = threading.Lock()
-        self._index: list[dict[str, Any]] | None = None
-        self._blobs: dict[str, dict[str, Any]] = {}
-        self._loaded = 0.0
+        self._ready = self._migrated = False
+        self._ready_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._reconciler: threading.Thread | None = None
+        self.downloads_counter = DownloadCounter(self._write_counts)
+        self._counts: collections.OrderedDict[Any, tuple[int, Any]] = collections.OrderedDict()
 
     @staticmethod
     def record_key(name: ModelName) -> str:
         return f"{name.path}/{RECORD}"
 
-    def record(self, name: ModelName) -> dict[str, Any] | None:
-        """The record of one version, or of the latest when ``name.version`` is None."""
-        if name.version is None:
-            versions = self.versions(name)
-            if not versions:
-                return None
-            name = ModelName(name.publisher, name.model, versions[-1])
-        key = self.record_key(name)
-        return _checked_record(key, self.storage.read_bytes(key))
+    def _connect(self, *, write: bool = False) -> AbstractContextManager[Connection]:
+        """A database connection, once the schema is migrated and the index has followed the
+        storage at least once (until then each use tries again, and fails as the storage
+        or the database does)."""
+        if not self._ready:
+            with self._ready_lock:
+                if not self._ready:
+                    if not self._migrated:
+                        migrate(self.db)
+                        self._migrated = True
+                    self.reconcile()
+                    self._ready = True
+        return self.db.connect(write=write)
 
-    def all_records(self, max_age: float | None = None) -> list[dict[str, Any]]:
-        """Every valid record, from an index at most ``max_age`` (default: the ttl) old."""
-        age = self._ttl if max_age is None else max_age
-        with self._lock:
-            if self._index is None or time.monotonic() - self._loaded > age:
-                records = []
-                for key in self.storage.list_keys("/" + RECORD):
-                    record = _checked_record(key, self.storage.read_bytes(key))
-                    if record is not None:
-                        records.append(record)
-                self._index, self._loaded = records, time.monotonic()
-                self._blobs = _referenced_blobs(records)
-            return list(self._index)
+    def start(self) -> None:
+        """Indexes what the storage holds and starts the periodic reconcile (the server). A
+        storage or database failure here is logged: requests answer 503 until it passes."""
+        try:
+            with self._connect():
+                pass
+        except StorageError as exc:
+            logger.error("The catalog could not follow the storage yet: %s", exc)
+        interval = config.catalog_reconcile_seconds()
+        if interval > 0 and self._reconciler is None:
+            self._reconciler = threading.Thread(
+                target=self._reconcile_every, args=(interval,), name="tfhub-reconcile"
+            )
+            self._reconciler.daemon = True
+            self._reconciler.start()
 
-    def blob(self, sha256: str) -> dict[str, Any] | None:
+    def _reconcile_every(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                with self._connect():  # the first time: migrations too
+                    pass
+                self.reconcile()
+            except Exception:  # a storage or database outage: try again next time
+                logger.exception("Reconciling the catalog with the storage failed")
+
+    def close(self) -> None:
+        """Writes the pending download counts and stops the background threads."""
+        self._stop.set()
+        self.downloads_counter.close()
+        self.db.close()
+
+    # Writing the index.
+
+    def insert(self, record: dict[str, Any]) -> None:
+        """Indexes a record just written to the storage (publishing). A database failure is
+        logged, not raised: the record is published, and the next reconcile indexes it."""
+        try:
+            with self._connect(write=True) as conn:
+                insert_records(conn, [record])
+        except CatalogError as exc:
+            logger.error("Indexing %s failed (the next reconcile will): %s", record["handle"], exc)
+
+    def _read_records(self, keys: list[str]) -> list[dict[str, Any]]:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            raws = list(pool.map(self.storage.read_bytes, keys))
+        found = (_checked_record(key, raw) for key, raw in zip(keys, raws, strict=True))
+        return [record for record in found if record is not None]
+
+    def reconcile(self) -> tuple[int, int]:
+        """Indexes the records the storage has and the index lacks, and drops the versions
+        whose records are gone; returns (added, removed)."""
+        with self.db.connect() as conn:  # before the listing: a version published meanwhile
+            rows = conn.all("SELECT publisher, model, version FROM versions")  # is not "gone"
+        listed = set(self.storage.list_keys("/" + RECORD))
+        indexed = {f"{p}/{m}/{v}/{RECORD}": (p, m, int(v)) for p, m, v in rows}
+        missing = sorted(listed - indexed.keys())
+        gone = [indexed[key] for key in sorted(indexed.keys() - listed)]
+        if not missing and not gone:
+            return 0, 0
+        records = self._read_records(missing)
+        with self.db.connect(write=True) as conn:
+            added = insert_records(conn, records)
+            removed = delete_versions(conn, gone)
+            if added + removed > _ANALYZE_AFTER:
+                analyze(conn)
+        if added or removed:
+            logger.info("Catalog reconciled: %d version(s) added, %d removed", added, removed)
+        return added, removed
+
+    def rebuild(self) -> int:
+        """Re-reads every record of the storage into a fresh index (download counts are kept);
+        returns the number of versions indexed. Readers see the old index until it is done."""
+        migrate(self.db)
+        records = self._read_records(self.storage.list_keys("/" + RECORD))
+        with self.db.connect(write=True) as conn:
+            for table in ("facets", "blobs", "versions"):
+                conn.execute(f"DELETE FROM {table}")
+            if not conn.postgres:
+                conn.execute("DELETE FROM versions_fts")
+            count = insert_records(conn, records)
+            analyze(conn)
+        self._ready = self._migrated = True
+        return count
+
+    def seq(self) -> int:
+        """The change marker: grows with every change of the index."""
+        with self._connect() as conn:
+            row = conn.one("SELECT seq FROM catalog_state WHERE id = 1")
+        return int(row[0]) if row else 0
+
+    # Reading it, within a scope.
+
+    def record(self, name: ModelName, scope: ReadScope = _PUBLIC) -> dict[str, Any] | None:
+        """The record of one version, or of the latest readable when ``name.version`` is None."""
+        with self._connect() as conn:
+            return queries.record(conn, scope, name.publisher, name.model, name.version)
+
+    def versions(self, name: ModelName, scope: ReadScope = _PUBLIC) -> list[int]:
+        with self._connect() as conn:
+            return queries.versions(conn, scope, name.publisher, name.model)
+
+    def blob(self, sha256: str, scope: ReadScope = _PUBLIC) -> dict[str, Any] | None:
         """The published file named ``sha256`` (``size``, ``block_size``, ``blocks``: the
-        sha256 of each block), or None when no published record references it."""
-        self.all_records()  # refreshes the index when it is older than the ttl
-        with self._lock:
-            found = self._blobs.get(sha256)
-        if found is None:  # published a moment ago on another replica? (refreshes: <= 4/s)
-            self.all_records(max_age=_MISS_REFRESH)
-            with self._lock:
-                found = self._blobs.get(sha256)
-        return found
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._index = None
-
-    def versions(self, name: ModelName) -> list[int]:
-        return sorted(
-            r["version"]
-            for r in self.all_records()
-            if r["publisher"] == name.publisher and r["model"] == name.model
-        )
-
-    def models(self) -> list[dict[str, Any]]:
-        """One summary per model: its latest record plus the list of versions."""
-        latest: dict[tuple[str, str], dict[str, Any]] = {}
-        versions: dict[tuple[str, str], list[int]] = {}
-        for record in self.all_records():
-            key = (record["publisher"], record["model"])
-            versions.setdefault(key, []).append(record["version"])
-            if key not in latest or record["version"] > latest[key]["version"]:
-                latest[key] = record
-        return [{**latest[key], "versions": sorted(versions[key])} for key in sorted(latest)]
+        sha256 of each block), or None when no record the scope may read references it."""
+        with self._connect() as conn:
+            return queries.blob(conn, scope, sha256)
 
     def search(
         self,
@@ -292,27 +380,86 @@ class Catalog:
         publisher: str | None = None,
         fmt: str | None = None,
         module_type: str | None = None,
-    ) -> list[dict[str, Any]]:
-        results = []
-        for model in self.models():
-            docs = model.get("docs") or {}
-            meta = docs.get("metadata", {})
-            types = meta.get("module-type", []) + meta.get("task", [])
-            if publisher and model["publisher"] != publisher:
-                continue
-            if fmt and model["format"] != fmt:
-                continue
-            if module_type and module_type not in types:
-                continue
-            if q:
-                haystack = " ".join(
-                    [model["publisher"], model["model"], docs.get("title", ""),
-                     docs.get("description", ""), *types]
-                ).lower()  # fmt: skip
-                if not all(word in haystack for word in q.lower().split()):
-                    continue
-            results.append(model)
-        return results
+        *,
+        filters: Mapping[str, str | None] | None = None,
+        sort: str = "relevance",
+        page: int = 1,
+        per_page: int | None = 20,
+        scope: ReadScope = _PUBLIC,
+    ) -> dict[str, Any]:
+        """A page of models (``items``: latest readable record plus ``versions``,
+        ``latest_version``, ``downloads``, ``size``), ``total``, ``pages`` and ``facets``
+        (per kind, ``{"value", "count"}`` over every match). ``filters``: facet kind →
+        value (kinds: publisher, format, module_type, license, language, dataset,
+        architecture); ``per_page`` None: every match.
+
+        Raises:
+            ValueError: an unknown sort or facet kind, or a page below 1.
+        """
+        chosen = {"publisher": publisher, "format": fmt, "module_type": module_type}
+        chosen.update(filters or {})
+        unknown = set(chosen) - set(FACET_KINDS)
+        if unknown:
+            raise ValueError(f"Unknown filter {sorted(unknown)}; use {', '.join(FACET_KINDS)}.")
+        if sort not in queries.SORTS:
+            raise ValueError(f"Unknown sort {sort!r}; use {', '.join(queries.SORTS)}.")
+        if page < 1 or (per_page is not None and per_page < 1):
+            raise ValueError("page and per_page start at 1.")
+        given = {kind: value for kind, value in chosen.items() if value}
+        key = (scope, q, tuple(sorted(given.items())))
+        with self._connect() as conn:
+            row = conn.one("SELECT seq FROM catalog_state WHERE id = 1")  # the change marker
+            seq = int(row[0]) if row else 0
+            with self._lock:
+                cached = self._counts.get(key)
+            counted = cached[1] if cached is not None and cached[0] == seq else None
+            found = queries.search(
+                conn,
+                scope,
+                q=q,
+                filters=given,
+                sort=sort,
+                page=page,
+                per_page=per_page,
+                counted=counted,
+            )
+        with self._lock:  # totals and facets do not change until the index does
+            self._counts[key] = (seq, (found["total"], found["facets"]))
+            self._counts.move_to_end(key)
+            while len(self._counts) > _COUNTS_CACHED:
+                self._counts.popitem(last=False)
+        return found
+
+    def models(self, scope: ReadScope = _PUBLIC) -> list[dict[str, Any]]:
+        """Every listed model (its latest readable record plus ``versions``...), by name."""
+        return list(self.search(sort="name", per_page=None, scope=scope)["items"])
+
+    def all_records(self, scope: ReadScope = _PUBLIC) -> list[dict[str, Any]]:
+        """Every readable record, by publisher, model and version."""
+        cond, params = queries.ScopeSql.of(scope).readable()
+        with self._connect() as conn:
+            rows = conn.all(
+                f"SELECT v.record FROM versions v WHERE {cond} "
+                "ORDER BY v.publisher, v.model, v.version",
+                params,
+            )
+        return [json.loads(row[0]) for row in rows]
+
+    # Download counts.
+
+    def count_download(self, name: ModelName) -> None:
+        """Counts one completed download of ``name`` (with its version); never blocks."""
+        if name.version is not None:
+            self.downloads_counter.add(name.publisher, name.model, name.version)
+
+    def _write_counts(self, counts: collections.Counter[Key]) -> None:
+        with self._connect(write=True) as conn:
+            write_counts(conn, counts)
+
+    def downloads(self, name: ModelName, scope: ReadScope = _PUBLIC) -> dict[str, Any]:
+        """``{"total", "last_30_days", "by_version", "by_day"}`` of a model."""
+        with self._connect() as conn:
+            return model_downloads(conn, scope, name.publisher, name.model)
 
 
 def _checked_record(key: str, raw: bytes | None) -> dict[str, Any] | None:
@@ -328,17 +475,3 @@ def _checked_record(key: str, raw: bytes | None) -> dict[str, Any] | None:
         logger.warning("Ignoring the record %s: not a valid record for its key (%s).", key, exc)
         return None
     return record  # type: ignore[no-any-return]
-
-
-def _referenced_blobs(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """sha256 → size, block size and block hashes of every file a record references."""
-    blobs: dict[str, dict[str, Any]] = {}
-    for record in records:
-        described = record.get("blobs") or {}
-        for f in described.get("files", []):
-            blobs[f["sha256"]] = {
-                "size": int(f["size"]),
-                "block_size": int(described["block_size"]),
-                "blocks": list(f["blocks"]),
-            }
-    return blobs

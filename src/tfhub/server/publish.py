@@ -211,5 +211,5 @@ class Publisher:
         if not created:
             storage.delete(archive_key)
             raise PublishError(f"{name.path} already exists; versions are immutable.", status=409)
-        self.catalog.invalidate()
+        self.catalog.insert(record)  # the record is the truth; a crash here: reconcile
         return record

@@ -11,27 +11,29 @@
   attachment`` with that name, reduced to safe characters (the model page's file links).
 * A browser (``Accept: text/html``) asking for a model that does not exist gets the HTML
   404 page; other clients get the message as plain text (both status 404).
+
+Download counts (:meth:`Catalog.count_download`): an archive counts once when the last byte
+of the file has been handed to the server (a whole ``GET``, or the ``Range`` that ends the
+file: a resumed download counts once, a range that stops short does not count, nor does a
+download cut before its end); the fast path counts once per manifest fetch (its blobs do
+not count).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import StreamingResponse
 
 from tfhub import protocol
 from tfhub.errors import ModelNameError
-from tfhub.server.access import (
-    ReadScope,
-    blob_visible,
-    cache_privately,
-    scope_dependency,
-    visible_record,
-    visible_versions,
-)
-from tfhub.server.catalog import parse_model_path
+from tfhub.server.access import ReadScope, cache_privately, scope_dependency
+from tfhub.server.catalog import ModelName, parse_model_path
+from tfhub.server.head import HEAD_FLAG
 from tfhub.server.hub import Hub
 from tfhub.server.pages import model_page, not_found_page
 from tfhub.server.publish import blob_key
@@ -68,9 +70,7 @@ def register_blobs(app: FastAPI, hub: Hub) -> None:
     def get_blob(sha256: str, request: Request, scope: ReadScope = Depends(read_scope)) -> Response:
         if not _SHA256_RE.match(sha256):
             return _error(404, "A blob is named by the 64 hex digits of its sha256.")
-        blob = catalog.blob(sha256)  # only files that a published record references
-        if blob is not None and not blob_visible(catalog.all_records(), sha256, scope):
-            blob = None  # referenced only by versions this request may not read
+        blob = catalog.blob(sha256, scope)  # only files a record the scope may read references
         key = blob_key(sha256)
         if blob is None or storage.size(key) is None:
             return _error(404, f"No published file has the sha256 {sha256}.")
@@ -88,7 +88,7 @@ def register_blobs(app: FastAPI, hub: Hub) -> None:
         if filename:
             response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
         return cache_privately(
-            response, blob_visible(catalog.all_records(), sha256, scope.anonymous)
+            response, catalog.blob(sha256, scope.anonymous) is not None
         )
 
 
@@ -105,9 +105,10 @@ def register_models(app: FastAPI, hub: Hub) -> None:
             name = parse_model_path(path)
         except ModelNameError as exc:
             return not_found(request, str(exc))
-        record = visible_record(catalog, name, scope)
+        record = catalog.record(name, scope)
         if record is None:
             return not_found(request, f"No model at /{name.path}.")
+        exact = ModelName(record["publisher"], record["model"], record["version"])
         formats = request.query_params.getlist(protocol.FORMAT_PARAM)
         wanted = {f.strip() for value in formats for f in value.split(",")}
         if protocol.COMPRESSED in wanted:
@@ -115,6 +116,8 @@ def register_models(app: FastAPI, hub: Hub) -> None:
             if record.get("blobs") and protocol.FILES_MEDIA_TYPE in request.headers.get(
                 "accept", ""
             ):
+                if not request.scope.get(HEAD_FLAG):  # a HEAD is no download
+                    catalog.count_download(exact)
                 manifest = _files_manifest(record, versioned=name.version is not None)
                 return cache_privately(manifest, public)
             archive = record["archive"]
@@ -127,6 +130,11 @@ def register_models(app: FastAPI, hub: Hub) -> None:
                 content_type="application/gzip",
                 immutable=name.version is not None,
             )
+            if request.method == "GET" and _ends_file(response, int(archive["size"])):
+                assert isinstance(response, StreamingResponse)
+                response.body_iterator = _then(
+                    response.body_iterator, lambda: catalog.count_download(exact)
+                )
             return cache_privately(response, public)
         if protocol.UNCOMPRESSED in wanted:
             return PlainTextResponse(
@@ -139,11 +147,10 @@ def register_models(app: FastAPI, hub: Hub) -> None:
                 f"Unknown {protocol.FORMAT_PARAM} {sorted(wanted)}; use compressed.",
                 status_code=400,
             )
-        versions = visible_versions(
-            catalog.all_records(), record["publisher"], record["model"], scope
-        )
+        versions = catalog.versions(ModelName(record["publisher"], record["model"]), scope)
         handle = f"{base_url}/{name.path}"
-        return HTMLResponse(model_page(record, versions, handle))
+        downloads = catalog.downloads(ModelName(record["publisher"], record["model"]), scope)
+        return HTMLResponse(model_page(record, versions, handle, downloads=downloads))
 
     def _files_manifest(record: dict[str, Any], versioned: bool) -> Response:
         blobs = record["blobs"]
@@ -165,3 +172,21 @@ def register_models(app: FastAPI, hub: Hub) -> None:
             media_type=protocol.FILES_MEDIA_TYPE,
             headers={"Vary": "Accept", "Cache-Control": cache_control(versioned)},
         )
+
+
+def _ends_file(response: Response, size: int) -> bool:
+    """Whether ``response`` streams the archive's last byte (whole, or a range to its end)."""
+    if not isinstance(response, StreamingResponse) or response.status_code not in (200, 206):
+        return False
+    content_range = response.headers.get("content-range")
+    if response.status_code == 200 or content_range is None:
+        return True
+    return content_range.split("/")[0].endswith(f"-{size - 1}")
+
+
+async def _then(body: AsyncIterable[Any], done: Callable[[], None]) -> AsyncIterator[Any]:
+    """``body``, then ``done()`` once its last chunk has been taken (sent): not when the
+    client goes away before."""
+    async for chunk in body:
+        yield chunk
+    done()

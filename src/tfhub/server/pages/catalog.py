@@ -18,6 +18,9 @@ FACETS = {
     "module_type": "Module type",
     "format": "Format",
     "license": "License",
+    "language": "Language",
+    "dataset": "Dataset",
+    "architecture": "Architecture",
 }
 SORTS = {"relevance": "Relevance", "recent": "Recently published", "downloads": "Downloads",
          "name": "Name"}  # fmt: skip
