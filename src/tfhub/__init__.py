@@ -15,6 +15,10 @@ stays fast.
 from __future__ import annotations
 
 import importlib
+
+# Python's sqlite3 first: TensorFlow's library carries its own SQLite build (without FTS5),
+# whose symbols win for a sqlite3 loaded after it, and the hub's catalog needs FTS5.
+import sqlite3  # noqa: F401
 from typing import TYPE_CHECKING, Any
 
 from tfhub.errors import (

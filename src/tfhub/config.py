@@ -460,6 +460,8 @@ def client_token_file() -> Path | None:
     none); each token is sent only to its origin."""
     raw = os.environ.get("TFHUB_CLIENT_TOKEN_FILE", "").strip()
     return Path(raw).expanduser() if raw else None
+
+
 def database_url() -> str | None:
     """``TFHUB_DATABASE_URL``: the hub's catalog database, ``postgresql://user@host/db``
     (shared by replicas) or ``sqlite:///path/to/catalog.sqlite3``; unset: a SQLite file next

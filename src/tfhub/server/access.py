@@ -21,7 +21,6 @@ everything) keep working; the server warns once about each plaintext line of the
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import logging
@@ -39,15 +38,11 @@ __all__ = [
     "ReadScope",
     "TokenGrant",
     "Tokens",
-    "blob_visible",
     "cache_privately",
     "hash_token",
     "new_token",
     "scope_dependency",
     "token_line",
-    "visible_models",
-    "visible_record",
-    "visible_versions",
 ]
 
 logger = logging.getLogger(__name__)
@@ -102,80 +97,6 @@ def cache_privately(response: _Response, public: bool) -> _Response:
         value = value.removeprefix("public").lstrip(", ")
         response.headers["Cache-Control"] = f"private, {value}" if value else "private"
     return response
-
-
-def visible_versions(
-    records: Iterable[Mapping[str, Any]], publisher: str, model: str, scope: ReadScope
-) -> list[int]:
-    """The versions of ``publisher/model`` among ``records`` that ``scope`` may read."""
-    return sorted(
-        int(r["version"])
-        for r in records
-        if r["publisher"] == publisher and r["model"] == model and scope.allows(r)
-    )
-
-
-class _Records(Protocol):
-    def record(self, name: Any) -> dict[str, Any] | None: ...
-
-    def all_records(self) -> list[dict[str, Any]]: ...
-
-
-def visible_record(catalog: _Records, name: Any, scope: ReadScope) -> dict[str, Any] | None:
-    """The record of ``name`` (a ``ModelName``; unversioned: the latest version ``scope`` may
-    read) if ``scope`` may read it, else None, as for a version that does not exist."""
-    if name.publisher in scope.private_namespaces and not scope.can_read(
-        name.publisher, name.model, True
-    ):
-        return None  # decided before any storage read: no timing difference from a miss
-    record = catalog.record(name)
-    if record is None or scope.allows(record):
-        return record
-    if name.version is not None:
-        return None
-    versions = visible_versions(catalog.all_records(), name.publisher, name.model, scope)
-    return catalog.record(dataclasses.replace(name, version=versions[-1])) if versions else None
-
-
-def blob_visible(records: Iterable[Mapping[str, Any]], sha256: str, scope: ReadScope) -> bool:
-    """Whether a record that ``scope`` may read references the model file ``sha256``, which
-    a record among ``records`` references (the caller checked that it was published)."""
-    if "*" in scope.grants:
-        return True
-    records = list(records)
-    hidden = [r for r in records if _private(r, scope) and not scope.allows(r)]  # few
-    if not any(_references(r, sha256) for r in hidden):
-        return True  # only readable records reference it
-    return any(_references(r, sha256) for r in records if scope.allows(r))
-
-
-def _private(record: Mapping[str, Any], scope: ReadScope) -> bool:
-    return record.get("private") is True or record["publisher"] in scope.private_namespaces
-
-
-def _references(record: Mapping[str, Any], sha256: str) -> bool:
-    files = (record.get("blobs") or {}).get("files", [])
-    return any(f.get("sha256") == sha256 for f in files)
-
-
-def visible_models(
-    models: Iterable[dict[str, Any]], records: Iterable[Mapping[str, Any]], scope: ReadScope
-) -> list[dict[str, Any]]:
-    """The catalog entries (a model's latest record plus ``versions``) that ``scope`` may read,
-    each listing only the versions ``scope`` may read."""
-    hidden: dict[tuple[str, str], set[int]] = {}
-    for r in records:
-        if _private(r, scope) and not scope.allows(r):
-            hidden.setdefault((r["publisher"], r["model"]), set()).add(int(r["version"]))
-    visible = []
-    for m in models:
-        if not scope.allows(m):
-            continue
-        key = (m["publisher"], m["model"])
-        if key in hidden:
-            m = {**m, "versions": [v for v in m["versions"] if v not in hidden[key]]}
-        visible.append(m)
-    return visible
 
 
 def hash_token(token: str) -> str:

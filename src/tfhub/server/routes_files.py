@@ -87,9 +87,7 @@ def register_blobs(app: FastAPI, hub: Hub) -> None:
         filename = download_name(request.query_params.get("name", ""))
         if filename:
             response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-        return cache_privately(
-            response, catalog.blob(sha256, scope.anonymous) is not None
-        )
+        return cache_privately(response, catalog.blob(sha256, scope.anonymous) is not None)
 
 
 def register_models(app: FastAPI, hub: Hub) -> None:

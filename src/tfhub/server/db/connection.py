@@ -104,6 +104,16 @@ class Database:
         raw = sqlite3.connect(
             self.path, timeout=_WAIT, isolation_level=None, check_same_thread=False
         )
+        options = {row[0] for row in raw.execute("PRAGMA compile_options")}
+        if "ENABLE_FTS5" not in options:
+            raw.close()
+            raise CatalogError(
+                f"The SQLite library this process loaded ({sqlite3.sqlite_version}) has no "
+                "FTS5, which the catalog's search needs: TensorFlow carries a SQLite without "
+                "it, used when tensorflow is imported before Python's sqlite3. Import tfhub "
+                "before tensorflow, run `tfhub serve` as its own process, or use PostgreSQL "
+                "(TFHUB_DATABASE_URL)."
+            )
         raw.execute("PRAGMA journal_mode=WAL")
         raw.execute("PRAGMA synchronous=NORMAL")
         return Connection(raw, False)
