@@ -33,6 +33,10 @@ Variable                            Meaning
 ``TFHUB_PUBLIC_URL``                server: the hub's URL as users reach it (page snippets)
 ``TFHUB_HEADER_TIMEOUT``            server: seconds to send a complete request head (10)
 ``TFHUB_MAX_CONNECTIONS_PER_CLIENT`` server: open connections per client address (64)
+``TFHUB_ACCEL_REDIRECT``            server behind nginx: ``/prefix/`` of an internal location
+                                    aliased to the storage root (X-Accel-Redirect)
+``TFHUB_REDIRECT_DOWNLOADS``        server on S3: ``1`` answers downloads with a presigned URL
+``TFHUB_REDIRECT_EXPIRY``           server: seconds a presigned download URL is valid (300)
 ==================================  =========================================================
 """
 
@@ -300,3 +304,42 @@ def max_connections_per_client() -> int:
     """``TFHUB_MAX_CONNECTIONS_PER_CLIENT``: open connections one client address may hold;
     more are answered 503 and closed (default 64; raise it behind a reverse proxy)."""
     return int(_env_number("TFHUB_MAX_CONNECTIONS_PER_CLIENT", 64, minimum=1))
+
+
+def accel_redirect() -> str | None:
+    """``TFHUB_ACCEL_REDIRECT``: with local storage behind nginx, the URI prefix of an
+    ``internal`` nginx location aliased to the storage root (e.g. ``/_tfhub_files/``); the
+    server then answers archive and blob downloads with ``X-Accel-Redirect`` and nginx sends
+    the bytes. Unset: the server sends them itself.
+
+    Raises:
+        ConfigError: not a path that starts and ends with ``/``.
+    """
+    import re
+
+    raw = os.environ.get("TFHUB_ACCEL_REDIRECT", "").strip()
+    if not raw:
+        return None
+    if not re.fullmatch(r"/([A-Za-z0-9_.~-]+/)+", raw, re.ASCII):
+        raise ConfigError(
+            f"TFHUB_ACCEL_REDIRECT={raw!r} is not valid; use the path of nginx's internal "
+            "location, starting and ending with '/', such as /_tfhub_files/."
+        )
+    return raw
+
+
+def redirect_downloads() -> bool:
+    """``TFHUB_REDIRECT_DOWNLOADS``: ``1`` makes a hub on S3 answer archive and blob downloads
+    with a redirect to a short-lived presigned URL of the object (default off)."""
+    return env_flag("TFHUB_REDIRECT_DOWNLOADS")
+
+
+def redirect_expiry() -> int:
+    """``TFHUB_REDIRECT_EXPIRY``: seconds a presigned download URL stays valid (default 300,
+    at most 7 days, S3's limit)."""
+    seconds = int(_env_number("TFHUB_REDIRECT_EXPIRY", 300, minimum=1))
+    if seconds > 7 * 24 * 3600:
+        raise ConfigError(
+            f"TFHUB_REDIRECT_EXPIRY={seconds} is too long; S3 accepts at most 604800 (7 days)."
+        )
+    return seconds

@@ -8,6 +8,11 @@
 * ``GET /api/blobs/<sha256>``: one model file that a published record references, with
   ``Range`` support, verified against the record's block hashes as it is sent
   (:mod:`tfhub.server.responses`).
+
+Archives and blobs may leave off the Python path (``TFHUB_ACCEL_REDIRECT`` behind nginx,
+``TFHUB_REDIRECT_DOWNLOADS`` on S3; :class:`~tfhub.server.responses.Delivery`): the checks
+(name, record, existence) stay here, only the bytes are handed over. Such a download is
+counted when it is handed over (:func:`_handed_over`): the hub never sees it complete.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from tfhub.server.catalog import ModelName, parse_model_path
 from tfhub.server.hub import Hub
 from tfhub.server.pages import model_page
 from tfhub.server.publish import blob_key
-from tfhub.server.responses import cache_control, ranged_response
+from tfhub.server.responses import Delivery, cache_control, deliver
 from tfhub.server.responses import error_response as _error
 
 __all__ = ["register_blobs", "register_models"]
@@ -35,6 +40,7 @@ _SHA256_RE = re.compile(r"[0-9a-f]{64}", re.ASCII)
 def register_blobs(app: FastAPI, hub: Hub) -> None:
     """Adds ``GET /api/blobs/<sha256>`` to ``app``."""
     storage, catalog = hub.storage, hub.catalog
+    delivery = Delivery.from_config(storage)
 
     @app.get("/api/blobs/{sha256}", summary="One model file by its sha256 (Range supported)")
     def get_blob(sha256: str, request: Request) -> Response:
@@ -44,9 +50,10 @@ def register_blobs(app: FastAPI, hub: Hub) -> None:
         key = blob_key(sha256)
         if blob is None or storage.size(key) is None:
             return _error(404, f"No published file has the sha256 {sha256}.")
-        return ranged_response(
+        return deliver(
             request,
             storage,
+            delivery,
             key,
             blob["size"],
             sha256,
@@ -59,6 +66,7 @@ def register_blobs(app: FastAPI, hub: Hub) -> None:
 def register_models(app: FastAPI, hub: Hub) -> None:
     """Adds the catch-all model route to ``app``: register it last."""
     storage, catalog, base_url = hub.storage, hub.catalog, hub.base_url
+    delivery = Delivery.from_config(storage)
 
     @app.get("/{path:path}", include_in_schema=False)
     def model_or_archive(path: str, request: Request) -> Response:
@@ -77,9 +85,12 @@ def register_models(app: FastAPI, hub: Hub) -> None:
             ):
                 return _files_manifest(record, versioned=name.version is not None)
             archive = record["archive"]
-            return ranged_response(
+            if delivery.redirects:
+                _handed_over(hub, record)
+            return deliver(
                 request,
                 storage,
+                delivery,
                 archive["key"],
                 int(archive["size"]),
                 archive["sha256"],
@@ -121,3 +132,11 @@ def register_models(app: FastAPI, hub: Hub) -> None:
             media_type=protocol.FILES_MEDIA_TYPE,
             headers={"Vary": "Accept", "Cache-Control": cache_control(versioned)},
         )
+
+
+def _handed_over(hub: Hub, record: dict[str, Any]) -> None:
+    """The one place where a download answered off the Python path (nginx or a presigned
+    URL) is counted: at the hand-over, since its completion is never seen here."""
+    count = getattr(hub.catalog, "count_download", None)  # the catalog's download counts
+    if count is not None:
+        count(ModelName(record["publisher"], record["model"], int(record["version"])))
