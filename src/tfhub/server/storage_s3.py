@@ -40,7 +40,10 @@ class S3Storage:
         self._client = boto3.client(
             "s3",
             config=Config(
-                connect_timeout=10, read_timeout=60, retries={"max_attempts": 5, "mode": "standard"}
+                connect_timeout=10,
+                read_timeout=60,
+                retries={"max_attempts": 5, "mode": "standard"},
+                signature_version="s3v4",  # presigned URLs: SigV4, which every region takes
             ),
         )
         self._url = url
