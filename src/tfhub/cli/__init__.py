@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tfhub import config
+from tfhub.cli import gc as _gc
 from tfhub.errors import (
     ArchiveError,
     CacheError,
@@ -403,6 +404,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="remove incomplete entries and your leftovers of dead downloads (locks too)",
     )
     p.set_defaults(func=_cmd_cache)
+    _gc.add_commands(sub, add)
     return parser
 
 
