@@ -48,7 +48,14 @@ from tfhub import config, protocol
 from tfhub.errors import ConfigError, StorageError
 from tfhub.server.storage import LocalStorage, Storage
 
-__all__ = ["Delivery", "cache_control", "deliver", "error_response", "ranged_response"]
+__all__ = [
+    "Delivery",
+    "Served",
+    "cache_control",
+    "deliver",
+    "error_response",
+    "ranged_response",
+]
 
 _RANGE_RE = re.compile(r"bytes=([0-9]*)-([0-9]*)", re.ASCII)
 
@@ -161,44 +168,46 @@ class Delivery:
         return self.accel_prefix is not None or self.redirect_expiry is not None
 
 
-def deliver(
-    request: Request,
-    storage: Storage,
-    delivery: Delivery,
-    key: str,
-    size: int,
-    sha256: str,
-    *,
-    content_type: str,
-    immutable: bool,
-    blob: dict[str, Any] | None = None,
-) -> Response:
-    """``key``'s bytes as ``delivery`` says: handed to nginx, redirected to the storage, or
+@dataclass(frozen=True)
+class Served:
+    """What a download sends: a stored object and how its record describes it (``blob``: a
+    model file's record entry, with its block hashes; None for an archive)."""
+
+    key: str
+    size: int
+    sha256: str
+    content_type: str
+    immutable: bool
+    blob: dict[str, Any] | None = None
+
+
+def deliver(request: Request, storage: Storage, delivery: Delivery, obj: Served) -> Response:
+    """``obj``'s bytes as ``delivery`` says: handed to nginx, redirected to the storage, or
     sent by :func:`ranged_response`. Call it only after the request's checks passed."""
     if delivery.accel_prefix is not None:
-        headers = _object_headers(sha256, content_type, immutable)
-        headers["X-Accel-Redirect"] = delivery.accel_prefix + key  # check_key'd: plain ASCII
+        headers = _object_headers(obj.sha256, obj.content_type, obj.immutable)
+        headers["X-Accel-Redirect"] = delivery.accel_prefix + obj.key  # check_key'd: ASCII
         return Response(status_code=200, headers=headers)
     if delivery.redirect_expiry is not None:
-        url = storage.download_url(key, delivery.redirect_expiry)
+        url = storage.download_url(obj.key, delivery.redirect_expiry)
         if url is not None:
             return Response(
                 status_code=307,
                 headers={
                     "Location": url,
                     "Cache-Control": "no-store",  # the URL expires; the handle does not
-                    protocol.SHA256_HEADER: sha256,
+                    protocol.SHA256_HEADER: obj.sha256,
                 },
             )
     return ranged_response(
         request,
         storage,
-        key,
-        size,
-        sha256,
-        content_type=content_type,
-        immutable=immutable,
-        blob=blob,
+        obj.key,
+        obj.size,
+        obj.sha256,
+        content_type=obj.content_type,
+        immutable=obj.immutable,
+        blob=obj.blob,
     )
 
 

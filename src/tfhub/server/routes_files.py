@@ -29,7 +29,7 @@ from tfhub.server.catalog import ModelName, parse_model_path
 from tfhub.server.hub import Hub
 from tfhub.server.pages import model_page
 from tfhub.server.publish import blob_key
-from tfhub.server.responses import Delivery, cache_control, deliver
+from tfhub.server.responses import Delivery, Served, cache_control, deliver
 from tfhub.server.responses import error_response as _error
 
 __all__ = ["register_blobs", "register_models"]
@@ -50,17 +50,10 @@ def register_blobs(app: FastAPI, hub: Hub) -> None:
         key = blob_key(sha256)
         if blob is None or storage.size(key) is None:
             return _error(404, f"No published file has the sha256 {sha256}.")
-        return deliver(
-            request,
-            storage,
-            delivery,
-            key,
-            blob["size"],
-            sha256,
-            content_type="application/octet-stream",
-            immutable=True,
-            blob=blob,
+        served = Served(
+            key, blob["size"], sha256, "application/octet-stream", immutable=True, blob=blob
         )
+        return deliver(request, storage, delivery, served)
 
 
 def register_models(app: FastAPI, hub: Hub) -> None:
@@ -87,16 +80,14 @@ def register_models(app: FastAPI, hub: Hub) -> None:
             archive = record["archive"]
             if delivery.redirects:
                 _handed_over(hub, record)
-            return deliver(
-                request,
-                storage,
-                delivery,
+            served = Served(
                 archive["key"],
                 int(archive["size"]),
                 archive["sha256"],
-                content_type="application/gzip",
+                "application/gzip",
                 immutable=name.version is not None,
             )
+            return deliver(request, storage, delivery, served)
         if protocol.UNCOMPRESSED in wanted:
             return PlainTextResponse(
                 "This hub serves tf-hub-format=compressed only (the uncompressed format needs "

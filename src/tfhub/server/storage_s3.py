@@ -117,17 +117,23 @@ class S3Storage:
         with self._mapped("write", key):
             self._client.upload_file(str(path), self.bucket, self._key(key))
 
-    def size(self, key: str) -> int | None:
+    def _head(self, key: str) -> dict[str, Any] | None:
+        """HEAD of ``key`` (inside a ``_mapped`` block), or None when it does not exist."""
         from botocore.exceptions import ClientError
 
+        try:
+            return self._client.head_object(  # type: ignore[no-any-return]
+                Bucket=self.bucket, Key=self._key(key)
+            )
+        except ClientError as exc:
+            if self._code(exc) in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise
+
+    def size(self, key: str) -> int | None:
         with self._mapped("stat", key):
-            try:
-                head = self._client.head_object(Bucket=self.bucket, Key=self._key(key))
-            except ClientError as exc:
-                if self._code(exc) in ("NoSuchKey", "404", "NotFound"):
-                    return None
-                raise
-            return int(head["ContentLength"])
+            head = self._head(key)
+            return None if head is None else int(head["ContentLength"])
 
     def iter_range(self, key: str, start: int, end: int) -> Iterator[bytes]:
         with self._mapped("read", key):
@@ -191,16 +197,9 @@ class S3Storage:
         # S3 has no rename: HEAD, then DELETE. A touch landing in between (milliseconds)
         # would be lost; the GC's grace period and its re-check of the records make that a
         # publish-during-GC of a blob unreferenced for the whole grace period (documented).
-        from botocore.exceptions import ClientError
-
         with self._mapped("delete", key):
-            try:
-                head = self._client.head_object(Bucket=self.bucket, Key=self._key(key))
-            except ClientError as exc:
-                if self._code(exc) in ("NoSuchKey", "404", "NotFound"):
-                    return False
-                raise
-            if head["LastModified"].timestamp() >= cutoff:
+            head = self._head(key)
+            if head is None or head["LastModified"].timestamp() >= cutoff:
                 return False
             self._client.delete_object(Bucket=self.bucket, Key=self._key(key))
             return True
