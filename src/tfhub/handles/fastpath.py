@@ -10,6 +10,14 @@ sha256 as it streams by: a block that does not match refuses the install.
 
 Redirects of a file's request (a hub on S3: a presigned URL) are followed under the rule of
 :mod:`tfhub.handles.redirects` (no credentials off the hub's origin; blocks still verified).
+
+Downloads resume: the files are assembled in ``<entry>.partial/`` beside the cache entry
+(private to its owner, 0700, under the entry's lock; files opened without following links).
+Nothing is reserved on disk ahead of the data (files are sparse until written). When a
+transfer breaks, the request starts again from the first unverified block; when the process
+dies, the next attempt re-hashes the blocks already on disk and fetches only the missing or
+damaged ones. A failure that retrying cannot fix (the server refuses, a block is corrupt)
+removes ``.partial/``.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from tfhub.errors import (
     ProtocolError,
 )
 from tfhub.handles.cache import FileRecord, Manifest, bad_blocks
-from tfhub.handles.redirects import MAX_REDIRECTS, origin, redirect_target
+from tfhub.handles.redirects import MAX_REDIRECTS, open_range, origin
 from tfhub.progress import byte_bar
 from tfhub.protocol import FileEntry, FilesManifest
 from tfhub.transport import BROKEN_TRANSFER, Retry, TransferGuard
@@ -365,7 +373,9 @@ def _fetch_run(
             end = min((run.last + 1) * block_size, f.size) - 1
             before = run.first
             try:
-                resp, retry = _open_range(handle, f, start, end, sessions, retry, guard)
+                resp, retry = open_range(
+                    handle, f.path, f.url, (start, end), sessions, retry=retry, guard=guard
+                )
                 with resp:
                     _check_range(resp, handle, f, start, end)
                     resp.raw.decode_content = True
@@ -389,38 +399,6 @@ def _fetch_run(
                 retry = retry.increment()
     finally:
         os.close(fd)
-
-
-_REDIRECTS = (301, 302, 303, 307, 308)
-
-
-def _open_range(
-    handle: str,
-    f: FileEntry,
-    start: int,
-    end: int,
-    sessions: Callable[[str], requests.Session],
-    retry: Retry,
-    guard: TransferGuard,
-) -> tuple[Any, Retry]:
-    """The response to a range request for ``f``, each redirect checked before it is followed."""
-    url = f.url
-    for hop in range(MAX_REDIRECTS + 1):
-        resp, retry = transport.open_response(
-            url,
-            handle=handle,
-            sess=sessions("hub" if origin(url) == origin(f.url) else "plain"),
-            retry=retry,
-            headers={"Range": f"bytes={start}-{end}"},
-            allow_redirects=False,
-            guard=guard,
-        )
-        if resp.status_code not in _REDIRECTS or hop == MAX_REDIRECTS:
-            return resp, retry
-        location = resp.headers.get("Location", "")
-        resp.close()
-        url = redirect_target(handle, f.path, f.url, url, location)
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _check_range(resp: Any, handle: str, f: FileEntry, start: int, end: int) -> None:

@@ -22,12 +22,19 @@ from __future__ import annotations
 
 import ipaddress
 import urllib.parse
+from collections.abc import Callable
+from typing import Any
 
+import requests
+
+from tfhub import transport
 from tfhub.errors import ProtocolError
+from tfhub.transport import Retry, TransferGuard
 
-__all__ = ["MAX_REDIRECTS", "origin", "redirect_target"]
+__all__ = ["MAX_REDIRECTS", "open_range", "origin", "redirect_target"]
 
 MAX_REDIRECTS = 3
+_REDIRECTS = (301, 302, 303, 307, 308)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -88,3 +95,38 @@ def redirect_target(handle: str, path: str, file_url: str, url: str, location: s
             url=url,
         )
     return target
+
+
+def open_range(
+    handle: str,
+    path: str,
+    file_url: str,
+    byte_range: tuple[int, int],
+    sessions: Callable[[str], requests.Session],
+    *,
+    retry: Retry,
+    guard: TransferGuard,
+) -> tuple[Any, Retry]:
+    """The response to a request for bytes ``byte_range`` (inclusive) of the model file
+    ``path`` at ``file_url``, each redirect checked (:func:`redirect_target`) before it is
+    followed; on the hub's origin with ``sessions("hub")``, elsewhere ``sessions("plain")``
+    (a session without the hub's credentials). The caller closes the response; after
+    :data:`MAX_REDIRECTS` hops it gets the last redirect itself."""
+    url = file_url
+    home = origin(file_url)
+    for hop in range(MAX_REDIRECTS + 1):
+        resp, retry = transport.open_response(
+            url,
+            handle=handle,
+            sess=sessions("hub" if origin(url) == home else "plain"),
+            retry=retry,
+            headers={"Range": f"bytes={byte_range[0]}-{byte_range[1]}"},
+            allow_redirects=False,  # each hop is checked here
+            guard=guard,
+        )
+        if resp.status_code not in _REDIRECTS or hop == MAX_REDIRECTS:
+            break
+        location = resp.headers.get("Location", "")
+        resp.close()
+        url = redirect_target(handle, path, file_url, url, location)
+    return resp, retry
