@@ -19,7 +19,9 @@ is stored again). So:
    atomically against a concurrent touch; on S3 a HEAD then a DELETE, milliseconds apart).
 
 A record that cannot be read or parsed stops the collection before anything is deleted
-(its references are unknown).
+(its references are unknown). On a directory, a GC killed between moving a file aside and
+deciding about it leaves ``.<sha256>.<id>.gc`` beside it (never collected): move it back if
+a record references it.
 """
 
 from __future__ import annotations
