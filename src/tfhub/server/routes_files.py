@@ -78,7 +78,9 @@ def register_models(app: FastAPI, hub: Hub) -> None:
             ):
                 return _files_manifest(record, versioned=name.version is not None)
             archive = record["archive"]
-            if delivery.redirects:
+            if delivery.redirects and request.headers.get("range", "bytes=0-").strip().startswith(
+                "bytes=0-"
+            ):  # a new download, not the resumption of one
                 _handed_over(hub, record)
             served = Served(
                 archive["key"],
