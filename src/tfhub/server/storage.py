@@ -103,7 +103,8 @@ class Storage(Protocol):
         ...
 
     def touch(self, key: str) -> bool:
-        """Sets ``key``'s modification time to now; False (and nothing) when it is missing."""
+        """Sets ``key``'s modification time to now; False when it could not (missing, or a
+        backend limit): the caller then stores the object again."""
         ...
 
     def delete_if_older(self, key: str, cutoff: float) -> bool:

@@ -188,15 +188,17 @@ class S3Storage:
                     Metadata={"tfhub-touched": str(int(time.time()))},
                 )
             except ClientError as exc:
-                if self._code(exc) in ("NoSuchKey", "404", "NotFound"):
+                # Missing, or over the 5 GiB a single copy may move: the caller stores the
+                # object again, which also makes it new.
+                if self._code(exc) in ("NoSuchKey", "404", "NotFound", "InvalidRequest"):
                     return False
                 raise
             return True
 
     def delete_if_older(self, key: str, cutoff: float) -> bool:
         # S3 has no rename: HEAD, then DELETE. A touch landing in between (milliseconds)
-        # would be lost; the GC's grace period and its re-check of the records make that a
-        # publish-during-GC of a blob unreferenced for the whole grace period (documented).
+        # would be lost: it takes a publish reusing a blob unreferenced for the whole grace
+        # period, in that window (documented in tfhub.server.gc).
         with self._mapped("delete", key):
             head = self._head(key)
             if head is None or head["LastModified"].timestamp() >= cutoff:
