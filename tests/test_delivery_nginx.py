@@ -117,6 +117,10 @@ def test_clients_load_through_nginx(site, model_dir, cache_dir, tmp_path):
     url, _srv, _root, _record = site
     path = Path(hub.resolve(f"{url}/acme/wide/1"))  # the fast path, blobs from nginx
     assert tree(path) == tree(model_dir)
+    with pytest.MonkeyPatch.context() as m:  # tfhub's archive path, the tarball from nginx
+        m.setenv("TFHUB_FAST_PATH", "0")
+        m.setenv("TFHUB_CACHE_DIR", str(tmp_path / "tar-cache"))
+        assert tree(Path(hub.resolve(f"{url}/acme/wide/1"))) == tree(model_dir)
     out = run_python(
         f"""
         import os, json, tensorflow_hub as th

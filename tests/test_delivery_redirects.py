@@ -62,6 +62,11 @@ def test_a_hub_on_s3_redirects_downloads_to_presigned_urls(
             line for line in srv.logs().splitlines() if "/api/blobs/" in line and stray not in line
         ]
         assert blob_lines and all(" 307 " in line for line in blob_lines), blob_lines
+        # tfhub's archive path (fast path off): the tarball through the 307.
+        with pytest.MonkeyPatch.context() as m:
+            m.setenv("TFHUB_FAST_PATH", "0")
+            m.setenv("TFHUB_CACHE_DIR", str(tmp_path / "tar-cache"))
+            assert tree(Path(hub.resolve(f"{srv.url}/acme/mul/1"))) == tree(model_dir)
         # tensorflow_hub 0.16: the archive through the 307.
         out = run_python(
             f"""
