@@ -1,7 +1,5 @@
-"""``python -m tfhub.cli``: the ``tfhub`` command."""
-
-import sys
+"""`python -m tfhub.cli`: the `tfhub` command."""
 
 from tfhub.cli import main
 
-sys.exit(main())
+raise SystemExit(main())
