@@ -17,6 +17,11 @@ measures, interleaved, ROUNDS times each:
 * peak RSS of a process that only resolves the model with tfhub (no TensorFlow import).
 
 Prints a table of medians and writes it to bench/last_download.md.
+
+``python bench/download.py accel`` runs only the delivery rows: cold install with the fast
+path through nginx (the hub answers ``X-Accel-Redirect``, deploy/nginx/tfhub.conf) and
+straight from uvicorn, against a plain copy of the model directory; written to
+bench/last_download_accel.md.
 """
 
 from __future__ import annotations
@@ -291,6 +296,68 @@ def main() -> int:
     return 0
 
 
+def accel_main() -> int:
+    """The fast path through nginx (X-Accel-Redirect) vs uvicorn vs a plain copy."""
+    sys.path.insert(0, str(REPO / "src"))
+    sys.path.insert(0, str(REPO))
+    from tests.helpers.nginx import nginx, tfhub_snippet
+
+    from tfhub.server.client import publish_to_root
+    from tfhub.testing import start_hub_server
+
+    work = Path(tempfile.mkdtemp(prefix="tfhub-bench-accel-"))
+    os.chmod(work, 0o755)
+    model = build_model(work)
+    root = work / "hubroot"
+    publish_to_root(model, "pub/big/1", root=str(root))
+    base_env = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO / "src")}
+    accel_env = {**base_env, "TFHUB_ACCEL_REDIRECT": "/_tfhub_files/"}
+    plain, plain_url = start_hub_server(root, env=base_env)
+    accel, accel_url = start_hub_server(root, env=accel_env)
+    times: dict[str, list[float]] = {"nginx": [], "uvicorn": [], "copy": []}
+    try:
+        with nginx(tfhub_snippet(root, [accel_url.removeprefix("http://")])) as front:
+            where = {"nginx": f"{front}/pub/big/1", "uvicorn": f"{plain_url}/pub/big/1"}
+            for i in range(ROUNDS):
+                for name, url in where.items():
+                    cache = work / f"cache-{name}-{i}"
+                    os.sync()
+                    times[name].append(run_worker("ours", url, cache)["seconds"])
+                    shutil.rmtree(cache)
+                os.sync()
+                start = time.perf_counter()
+                shutil.copytree(model, work / f"copy-{i}")
+                times["copy"].append(time.perf_counter() - start)
+                shutil.rmtree(work / f"copy-{i}")
+    finally:
+        for proc in (plain, accel):
+            proc.terminate()
+            proc.wait(timeout=10)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    rows = [
+        ("cold install, fast path through nginx (X-Accel), tfhub", f"{med['nginx']:.2f} s", ""),
+        ("cold install, fast path from uvicorn, tfhub", f"{med['uvicorn']:.2f} s", ""),
+        ("plain copy of the model directory (limit)", f"{med['copy']:.2f} s", ""),
+        ("  ratio fast path through nginx (X-Accel) / copy", f"{med['nginx'] / med['copy']:.2f}",
+         "≤ 2.0"),
+        ("  ratio fast path from uvicorn / copy", f"{med['uvicorn'] / med['copy']:.2f}", ""),
+    ]  # fmt: skip
+    header = (
+        f"Model: {MODEL_MB} MB of float32 weights. Medians of {ROUNDS} interleaved runs. "
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}."
+    )
+    table = "| measure | median | target |\n|---|---|---|\n" + "\n".join(
+        f"| {a} | {b} | {c} |" for a, b, c in rows
+    )
+    print(header)
+    print(table)
+    print("raw:", json.dumps(times))
+    (REPO / "bench" / "last_download_accel.md").write_text(header + "\n\n" + table + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
 def _has_isal() -> bool:
     try:
         import isal  # noqa: F401
@@ -300,4 +367,4 @@ def _has_isal() -> bool:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(accel_main() if sys.argv[1:] == ["accel"] else main())

@@ -5,10 +5,12 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import pickle
+import time
 import uuid
 
 import boto3
 import pytest
+import requests
 
 from tfhub import errors
 from tfhub.server import storage as st
@@ -153,3 +155,47 @@ def test_hub_errors_pickle_with_their_attributes():
         assert copy.__dict__ == err.__dict__
         assert isinstance(copy, errors.HubError)
     assert issubclass(errors.StorageError, OSError) and issubclass(errors.PublishError, ValueError)
+
+
+def test_list_objects_with_sizes_and_times(storage, tmp_path):
+    before = time.time() - 5
+    for key, data in (("a/m/1/x.tar.gz", b"123"), (".blobs/" + "a" * 64, b"12345")):
+        storage.put_file(key, _file(tmp_path, data))
+    listed = storage.list_objects("")
+    assert [(o.key, o.size) for o in listed] == [(".blobs/" + "a" * 64, 5), ("a/m/1/x.tar.gz", 3)]
+    assert all(before < o.mtime < time.time() + 5 for o in listed)
+    assert [o.key for o in storage.list_objects(".blobs/")] == [".blobs/" + "a" * 64]
+    assert storage.list_objects("none/") == []
+    with pytest.raises(errors.StorageError, match="Invalid storage key"):
+        storage.list_objects("../")
+
+
+def test_touch_and_delete_if_older(storage, tmp_path):
+    storage.put_file(".blobs/b", _file(tmp_path, b"blob"))
+    stamp = storage.list_objects(".blobs/")[0].mtime
+    assert storage.delete_if_older(".blobs/b", stamp - 60) is False  # younger: kept
+    assert storage.read_bytes(".blobs/b") == b"blob"
+    time.sleep(1.1)  # S3 times have a resolution of one second
+    assert storage.touch(".blobs/b") is True
+    touched = storage.list_objects(".blobs/")[0].mtime
+    assert touched > stamp and storage.read_bytes(".blobs/b") == b"blob"
+    assert storage.delete_if_older(".blobs/b", touched) is False  # touched since the cutoff
+    assert storage.read_bytes(".blobs/b") == b"blob"
+    assert [o.key for o in storage.list_objects("")] == [".blobs/b"]  # nothing left aside
+    assert storage.delete_if_older(".blobs/b", touched + 1) is True
+    assert storage.size(".blobs/b") is None
+    assert storage.touch(".blobs/b") is False and storage.size(".blobs/b") is None
+    assert storage.delete_if_older(".blobs/b", time.time() + 60) is False
+    assert storage.list_objects("") == []
+
+
+def test_download_url(storage, tmp_path):
+    storage.put_file("pub/m/1/a.tar.gz", _file(tmp_path, b"archive bytes"))
+    url = storage.download_url("pub/m/1/a.tar.gz", 60)
+    if isinstance(storage, st.LocalStorage):
+        assert url is None  # a directory has no URLs: nginx (X-Accel-Redirect) serves it
+        return
+    assert url is not None
+    resp = requests.get(url, headers={"Range": "bytes=8-12"}, timeout=30)
+    assert resp.status_code == 206 and resp.content == b"bytes"
+    assert "X-Amz-Expires=60" in url and "X-Amz-Signature=" in url

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tfhub import config
+from tfhub.cli import gc as _gc
 from tfhub.cli import index, mirror, tokens
 from tfhub.cli.common import check_root as _check_root
 from tfhub.errors import (
@@ -371,6 +372,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_cache)
     index.add_commands(sub, add)
+    _gc.add_commands(sub, add)
     return parser
 
 

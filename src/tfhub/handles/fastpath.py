@@ -8,6 +8,9 @@ a manifest cannot send the client anywhere else), written straight into place wi
 (nothing to decompress, nothing to unpack), and every block is checked against the manifest's
 sha256 as it streams by: a block that does not match refuses the install.
 
+Redirects of a file's request (a hub on S3: a presigned URL) are followed under the rule of
+:mod:`tfhub.handles.redirects` (no credentials off the hub's origin; blocks still verified).
+
 Downloads resume: the files are assembled in ``<entry>.partial/`` beside the cache entry
 (private to its owner, 0700, under the entry's lock; files opened without following links).
 Nothing is reserved on disk ahead of the data (files are sparse until written). When a
@@ -46,6 +49,7 @@ from tfhub.errors import (
 )
 from tfhub.handles import credentials
 from tfhub.handles.cache import FileRecord, Manifest, bad_blocks
+from tfhub.handles.redirects import MAX_REDIRECTS, open_range, origin
 from tfhub.progress import byte_bar
 from tfhub.protocol import FileEntry, FilesManifest
 from tfhub.transport import BROKEN_TRANSFER, Retry, TransferGuard
@@ -59,14 +63,6 @@ _READ = 1 << 20
 _STATE = "remote.json"
 _FILES = "files"
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def _origin(url: str) -> tuple[str, str, int]:
-    parts = urllib.parse.urlsplit(url)
-    scheme = parts.scheme.lower()
-    port = parts.port or _DEFAULT_PORTS.get(scheme, 0)  # ValueError: a bad port
-    return scheme, (parts.hostname or "").lower(), port
 
 
 def parse_files_manifest(data: bytes, *, handle: str, url: str) -> FilesManifest:
@@ -109,19 +105,19 @@ def parse_files_manifest(data: bytes, *, handle: str, url: str) -> FilesManifest
             "limit if this model is really that large.",
             handle=handle,
         )
-    home = _origin(url)
+    home = origin(url)
     files = []
     for f in manifest.files:
         absolute = urllib.parse.urljoin(url, f.url)
         try:
-            origin = _origin(absolute)
+            where = origin(absolute)
         except ValueError:
             raise bad(f"the URL of {f.path!r} has an invalid port") from None
-        if origin[0] not in ("http", "https"):
+        if where[0] not in ("http", "https"):
             raise bad(f"the URL of {f.path!r} is not http(s)")
-        if origin != home:
+        if where != home:
             raise bad(
-                f"the URL of {f.path!r} is on {origin[0]}://{origin[1]}:{origin[2]}, not on the "
+                f"the URL of {f.path!r} is on {where[0]}://{where[1]}:{where[2]}, not on the "
                 f"manifest's origin {home[0]}://{home[1]}:{home[2]}"
             )
         files.append(FileEntry(f.path, f.size, f.sha256, absolute, f.blocks))
@@ -319,16 +315,25 @@ def _fetch_all(
     sessions: list[requests.Session] = []
     sessions_lock = threading.Lock()
 
-    def worker_session() -> requests.Session:
-        sess: requests.Session | None = getattr(local, "session", None)
+    def worker_session(kind: str) -> requests.Session:
+        """The worker's session for the hub (``hub``) or for redirect targets (``plain``:
+        never carries the hub's credentials)."""
+        sess: requests.Session | None = getattr(local, kind, None)
         if sess is None:
-            sess = local.session = credentials.attach(transport.session())
+            sess = transport.session()
+            if kind == "plain":  # a redirect target off the hub: none of the hub's credentials
+                sess.auth = None
+                sess.headers.pop("Authorization", None)
+                sess.cookies.clear()
+            else:
+                sess = credentials.attach(sess)
+            setattr(local, kind, sess)
             with sessions_lock:
                 sessions.append(sess)
         return sess
 
     def work(run: _Run) -> None:
-        _fetch_run(handle, block_size, run, partial, worker_session(), stop, guard, on_bytes)
+        _fetch_run(handle, block_size, run, partial, worker_session, stop, guard, on_bytes)
 
     workers = min(config.download_workers(), len(runs))
     # Larger files first, so that the tail of the download is made of small requests.
@@ -353,7 +358,7 @@ def _fetch_run(
     block_size: int,
     run: _Run,
     partial: Path,
-    sess: requests.Session,
+    sessions: Callable[[str], requests.Session],
     stop: threading.Event,
     guard: TransferGuard,
     on_bytes: Callable[[int], None] | None,
@@ -371,14 +376,8 @@ def _fetch_run(
             end = min((run.last + 1) * block_size, f.size) - 1
             before = run.first
             try:
-                resp, retry = transport.open_response(
-                    f.url,
-                    handle=handle,
-                    sess=sess,
-                    retry=retry,
-                    headers={"Range": f"bytes={start}-{end}"},
-                    allow_redirects=False,  # blobs stay on the manifest's origin
-                    guard=guard,
+                resp, retry = open_range(
+                    handle, f.path, f.url, (start, end), sessions, retry=retry, guard=guard
                 )
                 with resp:
                     _check_range(resp, handle, f, start, end)
@@ -415,8 +414,8 @@ def _check_range(resp: Any, handle: str, f: FileEntry, start: int, end: int) -> 
         return
     if 300 <= resp.status_code < 400:
         why = (
-            f"redirected to {resp.headers.get('Location')!r}; the fast path fetches files only "
-            "from the manifest's own origin"
+            f"redirected to {resp.headers.get('Location')!r} after {MAX_REDIRECTS} redirects "
+            "already; the fast path follows no more"
         )
     else:
         why = "the server must support range requests for the fast path"

@@ -133,7 +133,7 @@ class Publisher:
             with open(path, "rb") as f:
                 blocks = list(protocol.iter_block_hashes(f, BLOCK_SIZE))
             key = blob_key(record.sha256)
-            if storage.size(key) != record.size:
+            if storage.size(key) != record.size or not storage.touch(key):  # in use (gc.py)
                 storage.put_file(key, path)
             files.append(
                 {"path": rel, "size": record.size, "sha256": record.sha256, "blocks": blocks}

@@ -12,6 +12,23 @@ served intact):
 * an archive (``?tf-hub-format=compressed``), when sent whole, is hashed as it goes and its
   last chunk is only sent once the sha256 matches; a range of an archive is not verified
   (the record has no block hashes for archives).
+
+Off the Python path (:class:`Delivery`, from the settings), the hub checks the request (name,
+access, existence) and hands the transfer over:
+
+* ``TFHUB_ACCEL_REDIRECT=/prefix/`` (a directory behind nginx, ``deploy/nginx/tfhub.conf``):
+  an empty answer with ``X-Accel-Redirect: /prefix/<key>``; nginx sends the file from its
+  ``internal`` location (``Range``, ``sendfile``);
+* ``TFHUB_REDIRECT_DOWNLOADS=1`` (S3): ``307`` to a presigned URL valid
+  ``TFHUB_REDIRECT_EXPIRY`` seconds.
+
+Then nobody hashes the bytes on the server's side: a file altered in the storage after
+publishing is sent as it is. What replaces the check is the client's: the tfhub fast path
+verifies every block against the manifest's hashes (which the hub sends from its records,
+never from the storage) before it is written. Archives are not verified by today's clients
+(neither tfhub's archive path nor ``tensorflow_hub``); the hub still sends the record's
+sha256 as ``X-Tfhub-Sha256`` (also on the 307) for clients and proxies that check it.
+Operators who do not trust their storage keep delivery through Python.
 """
 
 from __future__ import annotations
@@ -21,16 +38,24 @@ import hashlib
 import itertools
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from tfhub import protocol
-from tfhub.errors import StorageError
-from tfhub.server.storage import Storage
+from tfhub import config, protocol
+from tfhub.errors import ConfigError, StorageError
+from tfhub.server.storage import LocalStorage, Storage
 
-__all__ = ["cache_control", "error_response", "ranged_response"]
+__all__ = [
+    "Delivery",
+    "Served",
+    "cache_control",
+    "deliver",
+    "error_response",
+    "ranged_response",
+]
 
 _RANGE_RE = re.compile(r"bytes=([0-9]*)-([0-9]*)", re.ASCII)
 
@@ -88,6 +113,104 @@ def _verified_whole(storage: Storage, key: str, size: int, sha256: str) -> Itera
         yield pending
 
 
+def _object_headers(sha256: str, content_type: str, immutable: bool) -> dict[str, str]:
+    return {
+        "ETag": f'"{sha256}"',
+        "Accept-Ranges": "bytes",
+        "Content-Type": content_type,
+        "Digest": "sha-256=" + base64.b64encode(bytes.fromhex(sha256)).decode(),
+        protocol.SHA256_HEADER: sha256,
+        "Cache-Control": cache_control(immutable),
+        "Vary": "Accept",
+    }
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Who sends the bytes of downloads: Python (both None), nginx (``accel_prefix``) or the
+    storage itself through presigned URLs (``redirect_expiry`` seconds)."""
+
+    accel_prefix: str | None = None
+    redirect_expiry: int | None = None
+
+    @classmethod
+    def from_config(cls, storage: Storage) -> Delivery:
+        """From ``TFHUB_ACCEL_REDIRECT`` / ``TFHUB_REDIRECT_DOWNLOADS``.
+
+        Raises:
+            ConfigError: both are set, X-Accel without a local directory, or redirects with
+                a storage that has no download URLs.
+        """
+        prefix = config.accel_redirect()
+        redirect = config.redirect_downloads()
+        if prefix and redirect:
+            raise ConfigError(
+                "TFHUB_ACCEL_REDIRECT and TFHUB_REDIRECT_DOWNLOADS are both set; use the "
+                "first with a local directory behind nginx, the second with S3."
+            )
+        if prefix and not isinstance(storage, LocalStorage):
+            raise ConfigError(
+                "TFHUB_ACCEL_REDIRECT needs a local storage directory that nginx can read; "
+                "with S3 use TFHUB_REDIRECT_DOWNLOADS=1."
+            )
+        if redirect:
+            if storage.download_url(".blobs/probe", 1) is None:
+                raise ConfigError(
+                    "TFHUB_REDIRECT_DOWNLOADS=1 needs a storage with download URLs (s3://); "
+                    "with a local directory use nginx and TFHUB_ACCEL_REDIRECT."
+                )
+            return cls(None, config.redirect_expiry())
+        return cls(prefix, None)
+
+    @property
+    def redirects(self) -> bool:
+        """Whether Python hands downloads over (and so never sees their completion)."""
+        return self.accel_prefix is not None or self.redirect_expiry is not None
+
+
+@dataclass(frozen=True)
+class Served:
+    """What a download sends: a stored object and how its record describes it (``blob``: a
+    model file's record entry, with its block hashes; None for an archive)."""
+
+    key: str
+    size: int
+    sha256: str
+    content_type: str
+    immutable: bool
+    blob: dict[str, Any] | None = None
+
+
+def deliver(request: Request, storage: Storage, delivery: Delivery, obj: Served) -> Response:
+    """``obj``'s bytes as ``delivery`` says: handed to nginx, redirected to the storage, or
+    sent by :func:`ranged_response`. Call it only after the request's checks passed."""
+    if delivery.accel_prefix is not None:
+        headers = _object_headers(obj.sha256, obj.content_type, obj.immutable)
+        headers["X-Accel-Redirect"] = delivery.accel_prefix + obj.key  # check_key'd: ASCII
+        return Response(status_code=200, headers=headers)
+    if delivery.redirect_expiry is not None:
+        url = storage.download_url(obj.key, delivery.redirect_expiry)
+        if url is not None:
+            return Response(
+                status_code=307,
+                headers={
+                    "Location": url,
+                    "Cache-Control": "no-store",  # the URL expires; the handle does not
+                    protocol.SHA256_HEADER: obj.sha256,
+                },
+            )
+    return ranged_response(
+        request,
+        storage,
+        obj.key,
+        obj.size,
+        obj.sha256,
+        content_type=obj.content_type,
+        immutable=obj.immutable,
+        blob=obj.blob,
+    )
+
+
 def ranged_response(
     request: Request,
     storage: Storage,
@@ -102,15 +225,7 @@ def ranged_response(
     """``key``'s bytes with ETag/304, ``Range``/206/416 and ``Digest``; verified as the module
     doc says (``blob``: the record's description of a model file, with its block hashes)."""
     etag = f'"{sha256}"'
-    headers = {
-        "ETag": etag,
-        "Accept-Ranges": "bytes",
-        "Content-Type": content_type,
-        "Digest": "sha-256=" + base64.b64encode(bytes.fromhex(sha256)).decode(),
-        protocol.SHA256_HEADER: sha256,
-        "Cache-Control": cache_control(immutable),
-        "Vary": "Accept",
-    }
+    headers = _object_headers(sha256, content_type, immutable)
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
     start, end, status = 0, size - 1, 200

@@ -17,6 +17,12 @@ of the file has been handed to the server (a whole ``GET``, or the ``Range`` tha
 file: a resumed download counts once, a range that stops short does not count, nor does a
 download cut before its end); the fast path counts once per manifest fetch (its blobs do
 not count).
+
+Archives and blobs may leave off the Python path (``TFHUB_ACCEL_REDIRECT`` behind nginx,
+``TFHUB_REDIRECT_DOWNLOADS`` on S3; :class:`~tfhub.server.responses.Delivery`): the checks
+(name, record, existence) stay here, only the bytes are handed over. Such a download is
+counted when it is handed over (a request from the first byte): the hub never sees it
+complete.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from tfhub.server.head import HEAD_FLAG
 from tfhub.server.hub import Hub
 from tfhub.server.pages import model_page, not_found_page
 from tfhub.server.publish import blob_key
-from tfhub.server.responses import cache_control, ranged_response
+from tfhub.server.responses import Delivery, Served, cache_control, deliver
 from tfhub.server.responses import error_response as _error
 
 __all__ = ["register_blobs", "register_models"]
@@ -65,6 +71,7 @@ def register_blobs(app: FastAPI, hub: Hub) -> None:
     """Adds ``GET /api/blobs/<sha256>`` to ``app``."""
     storage, catalog = hub.storage, hub.catalog
     read_scope = scope_dependency(hub.grants)
+    delivery = Delivery.from_config(storage)
 
     @app.get("/api/blobs/{sha256}", summary="One model file by its sha256 (Range supported)")
     def get_blob(sha256: str, request: Request, scope: ReadScope = Depends(read_scope)) -> Response:
@@ -74,16 +81,10 @@ def register_blobs(app: FastAPI, hub: Hub) -> None:
         key = blob_key(sha256)
         if blob is None or storage.size(key) is None:
             return _error(404, f"No published file has the sha256 {sha256}.")
-        response = ranged_response(
-            request,
-            storage,
-            key,
-            blob["size"],
-            sha256,
-            content_type="application/octet-stream",
-            immutable=True,
-            blob=blob,
+        served = Served(
+            key, blob["size"], sha256, "application/octet-stream", immutable=True, blob=blob
         )
+        response = deliver(request, storage, delivery, served)
         filename = download_name(request.query_params.get("name", ""))
         if filename:
             response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -94,6 +95,7 @@ def register_models(app: FastAPI, hub: Hub) -> None:
     """Adds the catch-all model route to ``app``: register it last."""
     storage, catalog, base_url = hub.storage, hub.catalog, hub.base_url
     read_scope = scope_dependency(hub.grants)
+    delivery = Delivery.from_config(storage)
 
     @app.get("/{path:path}", include_in_schema=False)
     def model_or_archive(
@@ -119,16 +121,22 @@ def register_models(app: FastAPI, hub: Hub) -> None:
                 manifest = _files_manifest(record, versioned=name.version is not None)
                 return cache_privately(manifest, public)
             archive = record["archive"]
-            response = ranged_response(
-                request,
-                storage,
+            size = int(archive["size"])
+            if (
+                delivery.redirects
+                and not request.scope.get(HEAD_FLAG)
+                and request.headers.get("range", "bytes=0-").strip().startswith("bytes=0-")
+            ):  # handed over off the Python path: a new download, not a resumption of one
+                catalog.count_download(exact)
+            served = Served(
                 archive["key"],
-                int(archive["size"]),
+                size,
                 archive["sha256"],
-                content_type="application/gzip",
+                "application/gzip",
                 immutable=name.version is not None,
             )
-            if request.method == "GET" and _ends_file(response, int(archive["size"])):
+            response = deliver(request, storage, delivery, served)
+            if not delivery.redirects and _ends_file(response, size):
                 assert isinstance(response, StreamingResponse)
                 response.body_iterator = _then(
                     response.body_iterator, lambda: catalog.count_download(exact)

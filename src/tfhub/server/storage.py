@@ -15,7 +15,14 @@ by the root's scheme from a table that :func:`register_storage` extends. Every b
 * raises :class:`~tfhub.errors.StorageError` for every failure of the backend (``OSError``,
   botocore errors), never the backend's own exceptions; a missing key is ``None`` from
   :meth:`Storage.read_bytes` / :meth:`Storage.size`, and a ``StorageError`` elsewhere;
-* lists only keys without a dot-prefixed part (``.blobs/...`` is content, not a listing).
+* lists only keys without a dot-prefixed part (``.blobs/...`` is content, not a listing);
+  :meth:`Storage.list_objects` lists everything under a prefix, with sizes and modification
+  times (for the garbage collector, :mod:`tfhub.server.gc`);
+* can refresh an object's modification time (:meth:`Storage.touch`: a publish that reuses a
+  stored blob marks it as in use) and delete an object only if it was not refreshed since a
+  time (:meth:`Storage.delete_if_older`);
+* may hand out a short-lived URL at which clients fetch an object straight from the backend
+  (:meth:`Storage.download_url`; S3's presigned URLs, None for a directory).
 
 Error messages name the key and the failure, never the root's local path.
 """
@@ -25,50 +32,34 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
 import shutil
+import stat
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from tfhub.errors import ConfigError, StorageError
+from tfhub.server.storage_keys import (
+    MAX_KEY_LENGTH,
+    StoredObject,
+    check_key,
+    check_prefix,
+)
+from tfhub.server.storage_s3 import S3Storage
 
 __all__ = [
+    "MAX_KEY_LENGTH",
     "LocalStorage",
     "S3Storage",
     "Storage",
+    "StoredObject",
     "check_key",
     "open_storage",
     "register_storage",
 ]
 
 _CHUNK = 1 << 20
-_KEY_PART_RE = re.compile(r"[A-Za-z0-9_.-]{1,255}", re.ASCII)
-MAX_KEY_LENGTH = 1024
-
-
-def check_key(key: str) -> str:
-    """``key`` if it is a valid storage key; see the module doc.
-
-    Raises:
-        StorageError: the key is empty, too long, absolute, or has a part that is empty,
-            ``.``/``..`` or not made of ASCII letters, digits, ``_``, ``.`` and ``-``.
-    """
-    parts = key.split("/") if isinstance(key, str) else [""]
-    if len(key) > MAX_KEY_LENGTH or any(
-        p in (".", "..") or not _KEY_PART_RE.fullmatch(p) for p in parts
-    ):
-        raise StorageError(
-            f"Invalid storage key {key!r}: use ASCII name parts (letters, digits, '_', '.', "
-            "'-') joined by '/', without '.' or '..' parts.",
-            key=str(key),
-        )
-    return key
-
-
-def _hidden(key: str) -> bool:
-    return any(part.startswith(".") for part in key.split("/"))
 
 
 class Storage(Protocol):
@@ -104,6 +95,27 @@ class Storage(Protocol):
 
     def delete(self, key: str) -> None:
         """Removes ``key``; nothing happens when it does not exist."""
+        ...
+
+    def list_objects(self, prefix: str) -> list[StoredObject]:
+        """Every object whose key starts with ``prefix`` (``""`` or ``<key>/``), dot-prefixed
+        parts included, sorted by key."""
+        ...
+
+    def touch(self, key: str) -> bool:
+        """Sets ``key``'s modification time to now; False when it could not (missing, or a
+        backend limit): the caller then stores the object again."""
+        ...
+
+    def delete_if_older(self, key: str, cutoff: float) -> bool:
+        """Deletes ``key`` only if its modification time is before ``cutoff`` (epoch s);
+        whether it deleted it. A :meth:`touch` that happens concurrently either keeps the
+        object or fails (returns False), never succeeds on an object then deleted."""
+        ...
+
+    def download_url(self, key: str, expires_in: int) -> str | None:
+        """A URL at which anyone holding it can GET ``key`` (``Range`` supported) for
+        ``expires_in`` seconds, or None when the backend has no such URLs."""
         ...
 
 
@@ -233,143 +245,65 @@ class LocalStorage:
         except OSError as exc:
             raise _os_error("delete", key, exc) from exc
 
+    def list_objects(self, prefix: str) -> list[StoredObject]:
+        found = []
+        base = self.root / check_prefix(prefix) if prefix else self.root
+        try:
+            for dirpath, _dirs, files in os.walk(base, onerror=_raise_unless_missing):
+                for name in files:
+                    path = Path(dirpath) / name
+                    with contextlib.suppress(FileNotFoundError):  # removed while listing
+                        st = path.lstat()
+                        if stat.S_ISREG(st.st_mode):
+                            key = path.relative_to(self.root).as_posix()
+                            found.append(StoredObject(key, st.st_size, st.st_mtime))
+        except OSError as exc:
+            raise _os_error("listing", prefix, exc) from exc
+        return sorted(found)
+
+    def touch(self, key: str) -> bool:
+        path = self._path(key)
+        try:
+            os.utime(path)
+            return True
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except OSError as exc:
+            raise _os_error("touch", key, exc) from exc
+
+    def delete_if_older(self, key: str, cutoff: float) -> bool:
+        # Moved aside first (atomic), then judged: a touch before the move shows in the
+        # moved file's time (it is put back), a touch after it finds no file (False).
+        path = self._path(key)
+        aside = path.with_name(f".{path.name}.{uuid.uuid4().hex}.gc")
+        try:
+            os.rename(path, aside)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except OSError as exc:
+            raise _os_error("delete", key, exc) from exc
+        try:
+            if aside.stat().st_mtime < cutoff:
+                aside.unlink()
+                return True
+            with contextlib.suppress(FileExistsError):  # unless a publish put a new copy
+                os.link(aside, path)
+            aside.unlink()
+            return False
+        except OSError as exc:
+            raise _os_error("delete", key, exc) from exc
+
+    def download_url(self, key: str, expires_in: int) -> str | None:
+        return None
+
+
+def _raise_unless_missing(exc: OSError) -> None:
+    if not isinstance(exc, FileNotFoundError):
+        raise exc
+
 
 def _raise(exc: OSError) -> None:
     raise exc
-
-
-class S3Storage:
-    """An S3-compatible bucket (``s3://bucket/prefix``), through boto3.
-
-    The endpoint, credentials and region come from the usual AWS settings
-    (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...). Requests have timeouts and boto3's
-    bounded retries.
-    """
-
-    def __init__(self, url: str) -> None:
-        try:
-            import boto3
-            from botocore.config import Config
-        except ImportError:
-            raise ConfigError(
-                f'{url} needs boto3; install it with pip install "tfhub[server-s3]".'
-            ) from None
-        rest = url[len("s3://") :]
-        self.bucket, _, prefix = rest.partition("/")
-        if not self.bucket:
-            raise ConfigError(f"{url} names no bucket; use s3://bucket[/prefix].")
-        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self._client = boto3.client(
-            "s3",
-            config=Config(
-                connect_timeout=10, read_timeout=60, retries={"max_attempts": 5, "mode": "standard"}
-            ),
-        )
-        self._url = url
-
-    def describe(self) -> str:
-        return self._url
-
-    def _key(self, key: str) -> str:
-        return self.prefix + check_key(key)
-
-    @contextlib.contextmanager
-    def _mapped(self, operation: str, key: str) -> Iterator[None]:
-        """Turns boto3/botocore failures into StorageError (S3's code and message)."""
-        from boto3.exceptions import Boto3Error
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            yield
-        except StorageError:
-            raise
-        except (ClientError, BotoCoreError, Boto3Error, OSError) as exc:
-            cause: BaseException | None = exc
-            while cause is not None and not isinstance(cause, ClientError):
-                cause = cause.__cause__ or cause.__context__  # boto3 wraps S3's answer
-            if isinstance(cause, ClientError):
-                error = cause.response.get("Error", {})
-                why = f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
-            elif isinstance(exc, BotoCoreError):
-                why = f"{type(exc).__name__}: {exc}"
-            else:  # boto3's own messages name local temp files: not for clients
-                why = type(exc).__name__
-            raise StorageError(f"S3 {operation} of {key!r} failed ({why}).", key=key) from exc
-
-    @staticmethod
-    def _code(exc: Any) -> str | None:
-        return exc.response.get("Error", {}).get("Code")  # type: ignore[no-any-return]
-
-    def read_bytes(self, key: str) -> bytes | None:
-        from botocore.exceptions import ClientError
-
-        with self._mapped("read", key):
-            try:
-                body = self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
-            except ClientError as exc:
-                if self._code(exc) in ("NoSuchKey", "404", "NotFound"):
-                    return None
-                raise
-            with contextlib.closing(body):
-                return body.read()  # type: ignore[no-any-return]
-
-    def create(self, key: str, data: bytes) -> bool:
-        from botocore.exceptions import ClientError
-
-        with self._mapped("create", key):
-            try:
-                self._client.put_object(
-                    Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*"
-                )
-                return True
-            except ClientError as exc:
-                if self._code(exc) in (
-                    "PreconditionFailed",
-                    "ConditionalRequestConflict",
-                    "412",
-                    "409",
-                ):
-                    return False
-                raise
-
-    def put_file(self, key: str, path: Path) -> None:
-        with self._mapped("write", key):
-            self._client.upload_file(str(path), self.bucket, self._key(key))
-
-    def size(self, key: str) -> int | None:
-        from botocore.exceptions import ClientError
-
-        with self._mapped("stat", key):
-            try:
-                head = self._client.head_object(Bucket=self.bucket, Key=self._key(key))
-            except ClientError as exc:
-                if self._code(exc) in ("NoSuchKey", "404", "NotFound"):
-                    return None
-                raise
-            return int(head["ContentLength"])
-
-    def iter_range(self, key: str, start: int, end: int) -> Iterator[bytes]:
-        with self._mapped("read", key):
-            body = self._client.get_object(
-                Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{end}"
-            )["Body"]
-            with contextlib.closing(body):
-                yield from body.iter_chunks(_CHUNK)
-
-    def list_keys(self, suffix: str) -> list[str]:
-        keys = []
-        with self._mapped("listing", suffix):
-            paginator = self._client.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
-                for item in page.get("Contents", []):
-                    key = item["Key"][len(self.prefix) :]
-                    if key.endswith(suffix) and not _hidden(key):
-                        keys.append(key)
-        return sorted(keys)
-
-    def delete(self, key: str) -> None:
-        with self._mapped("delete", key):
-            self._client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
 
 StorageFactory = Callable[[str], Storage]

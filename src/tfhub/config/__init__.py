@@ -47,6 +47,10 @@ Variable                            Meaning
                                     ``sqlite:///path`` (default: SQLite next to the root)
 ``TFHUB_CATALOG_RECONCILE_SECONDS`` server: seconds between checks of the storage for
                                     records missing from the catalog (60; 0: off)
+``TFHUB_ACCEL_REDIRECT``            server behind nginx: ``/prefix/`` of an internal location
+                                    aliased to the storage root (X-Accel-Redirect)
+``TFHUB_REDIRECT_DOWNLOADS``        server on S3: ``1`` answers downloads with a presigned URL
+``TFHUB_REDIRECT_EXPIRY``           server: seconds a presigned download URL is valid (300)
 ==================================  =========================================================
 """
 
@@ -59,27 +63,53 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from tfhub.config._env import _env_number, env_flag
+from tfhub.config.server import (
+    accel_redirect,
+    allow_unsafe_ops,
+    catalog_reconcile_seconds,
+    database_url,
+    header_timeout,
+    max_connections_per_client,
+    max_unpacked_bytes,
+    max_upload_bytes,
+    private_namespaces,
+    public_url,
+    publish_token,
+    redirect_downloads,
+    redirect_expiry,
+    token_file,
+)
 from tfhub.errors import ConfigError
 
 __all__ = [
     "LoadFormat",
+    "accel_redirect",
+    "allow_unsafe_ops",
     "cache_dir",
     "catalog_reconcile_seconds",
     "cert_validation_disabled",
     "database_url",
     "download_progress",
     "env_flag",
+    "header_timeout",
     "http_retries",
     "http_timeout",
     "lock_timeout",
+    "max_connections_per_client",
     "max_model_bytes",
+    "max_unpacked_bytes",
+    "max_upload_bytes",
     "model_load_format",
     "offline",
+    "private_namespaces",
+    "public_url",
+    "publish_token",
+    "redirect_downloads",
+    "redirect_expiry",
+    "token_file",
     "verify_cache",
 ]
-
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"", "0", "false", "no", "off"})
 
 
 class LoadFormat(enum.Enum):
@@ -88,36 +118,6 @@ class LoadFormat(enum.Enum):
     COMPRESSED = "COMPRESSED"
     UNCOMPRESSED = "UNCOMPRESSED"
     AUTO = "AUTO"
-
-
-def env_flag(name: str, default: bool = False) -> bool:
-    """Parses a boolean environment variable; the one boolean parser of tfhub.
-
-    Raises:
-        ConfigError: the value is not one of 1/0, true/false, yes/no, on/off.
-    """
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ConfigError(f"{name}={raw!r} is not a boolean; use 1/0, true/false, yes/no or on/off.")
-
-
-def _env_number(name: str, default: float, *, minimum: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number.") from None
-    if value < minimum:
-        raise ConfigError(f"{name}={raw!r} must be at least {minimum:g}.")
-    return value
 
 
 def default_cache_dir() -> Path:
@@ -262,66 +262,6 @@ def client_token() -> str | None:
     return os.environ.get("TFHUB_TOKEN", "").strip() or None
 
 
-def publish_token() -> str | None:
-    """``TFHUB_PUBLISH_TOKEN``: a server token that may publish for every publisher."""
-    return os.environ.get("TFHUB_PUBLISH_TOKEN", "").strip() or None
-
-
-def token_file() -> Path | None:
-    """``TFHUB_TOKEN_FILE``: the server's file of ``<token> <publisher>[,...]`` lines."""
-    raw = os.environ.get("TFHUB_TOKEN_FILE", "").strip()
-    return Path(raw).expanduser() if raw else None
-
-
-def allow_unsafe_ops() -> bool:
-    """``TFHUB_ALLOW_UNSAFE_OPS``: the server publishes models whose op scan has findings."""
-    return env_flag("TFHUB_ALLOW_UNSAFE_OPS")
-
-
-def max_upload_bytes() -> int:
-    """``TFHUB_MAX_UPLOAD_BYTES``: the largest upload the server accepts (default 8 GiB)."""
-    return int(_env_number("TFHUB_MAX_UPLOAD_BYTES", float(8 << 30), minimum=1))
-
-
-def max_unpacked_bytes() -> int:
-    """``TFHUB_MAX_UNPACKED_BYTES``: the largest unpacked size of one upload (default 16 GiB);
-    the server stops extracting (and refuses with 413) past it."""
-    return int(_env_number("TFHUB_MAX_UNPACKED_BYTES", float(16 << 30), minimum=1))
-
-
-def public_url() -> str | None:
-    """``TFHUB_PUBLIC_URL``: the hub's URL as users reach it (``https://hub.example.com``),
-    used in the snippets of the model pages; never taken from a request's ``Host``.
-
-    Raises:
-        ConfigError: not an absolute http(s) URL.
-    """
-    raw = os.environ.get("TFHUB_PUBLIC_URL", "").strip()
-    if not raw:
-        return None
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise ConfigError(
-            f"TFHUB_PUBLIC_URL={raw!r} is not valid; use an absolute http(s) URL such as "
-            "https://hub.example.com (no query or fragment)."
-        )
-    return raw.rstrip("/")
-
-
-def header_timeout() -> float:
-    """``TFHUB_HEADER_TIMEOUT``: seconds a connection may take to send a complete request head
-    (request line and headers); slower or idle connections are closed (default 10)."""
-    return _env_number("TFHUB_HEADER_TIMEOUT", 10.0, minimum=0.1)
-
-
-def max_connections_per_client() -> int:
-    """``TFHUB_MAX_CONNECTIONS_PER_CLIENT``: open connections one client address may hold;
-    more are answered 503 and closed (default 64; raise it behind a reverse proxy)."""
-    return int(_env_number("TFHUB_MAX_CONNECTIONS_PER_CLIENT", 64, minimum=1))
-
-
 def _map_rule(text: str, origin: str, variable: str) -> tuple[str, str, str]:
     old, sep, new = text.partition("=")
     old, new = old.strip(), new.strip()
@@ -396,25 +336,6 @@ def private_cache_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         _CACHE_DIR_OVERRIDE.remove(root)
 
 
-def private_namespaces() -> frozenset[str]:
-    """``TFHUB_PRIVATE_NAMESPACES``: publishers whose every model is private (comma-separated).
-
-    Raises:
-        ConfigError: an entry is not a publisher name.
-    """
-    raw = os.environ.get("TFHUB_PRIVATE_NAMESPACES", "")
-    names = frozenset(n.strip() for n in raw.split(",") if n.strip())
-    import re
-
-    for name in names:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-            raise ConfigError(
-                f"TFHUB_PRIVATE_NAMESPACES entry {name!r} is not a publisher name; give "
-                "publishers separated by commas, e.g. acme,research."
-            )
-    return names
-
-
 def check_origin(raw: str, where: str) -> str:
     """``raw`` if it is an origin (``http(s)://host[:port]``), without a trailing ``/``.
 
@@ -460,29 +381,3 @@ def client_token_file() -> Path | None:
     none); each token is sent only to its origin."""
     raw = os.environ.get("TFHUB_CLIENT_TOKEN_FILE", "").strip()
     return Path(raw).expanduser() if raw else None
-
-
-def database_url() -> str | None:
-    """``TFHUB_DATABASE_URL``: the hub's catalog database, ``postgresql://user@host/db``
-    (shared by replicas) or ``sqlite:///path/to/catalog.sqlite3``; unset: a SQLite file next
-    to a directory root (``<root>.catalog.sqlite3``) or in the user's data directory for a
-    bucket.
-
-    Raises:
-        ConfigError: another scheme.
-    """
-    raw = os.environ.get("TFHUB_DATABASE_URL", "").strip()
-    if not raw:
-        return None
-    if not raw.startswith(("postgresql://", "postgres://", "sqlite:///")):
-        raise ConfigError(
-            f"TFHUB_DATABASE_URL={raw.split('@')[-1]!r} is not valid; use "
-            "postgresql://user:password@host:port/database or sqlite:///path/to/file."
-        )
-    return raw
-
-
-def catalog_reconcile_seconds() -> float:
-    """``TFHUB_CATALOG_RECONCILE_SECONDS``: how often the server lists the storage's records
-    and indexes those missing from the catalog (default 60; 0 turns it off)."""
-    return _env_number("TFHUB_CATALOG_RECONCILE_SECONDS", 60.0, minimum=0.0)
