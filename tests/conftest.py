@@ -8,6 +8,10 @@ Hypothesis runs the ``ci`` profile (thorough) when ``CI`` is set, else ``dev`` (
 from __future__ import annotations
 
 import os
+
+# Before any test module imports TensorFlow, whose own SQLite (no FTS5) would otherwise serve
+# the in-process hubs' catalogs (tfhub imports sqlite3 for the same reason; see README).
+import sqlite3  # noqa: F401
 from collections.abc import Iterator
 from pathlib import Path
 
