@@ -109,6 +109,8 @@ def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 # The files that take longest run first, so that `make test`'s two xdist workers (whole files
 # each, in collection order) finish together instead of one waiting on a long last file.
+# test_demo.py comes first also because it builds the shared MiniLM conversion (``minilm``)
+# while the other worker runs test_server.py; the files that reuse it come after.
 _LONGEST_FIRST = (
     "test_demo.py",
     "test_server.py",
