@@ -19,7 +19,6 @@ import pytest
 import tensorflow as tf
 
 import tfhub as hub
-from tests.helpers import models as test_models
 from tests.helpers import tf1_modules as mods
 from tfhub.describe import describe_model_dir, describe_saved_model_object
 from tfhub.describe.objects import spec_of
@@ -73,7 +72,8 @@ def _tf1_saved_model(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, models):
+    """The session's models (conftest's ``models``, read only here) and more built here."""
     root = tmp_path_factory.mktemp("parse")
     vectors = root / "vectors.txt"
     vectors.write_text("the 0.1 0.2 0.3\ncat 0.4 0.5 0.6\nsat -0.1 0.0 0.7\n")
@@ -82,17 +82,17 @@ def built(tmp_path_factory):
     keras_model = _keras_piece()
     keras_model.export(str(root / "keras_export"))
     tf2 = {
-        "mul": test_models.save_mul(root / "mul"),
-        "flag": test_models.save_training_flag(root / "flag"),
-        "text": test_models.save_text_embedding(root / "text"),
-        "dict": test_models.save_dict_model(root / "dict"),
+        "mul": models["mul"],
+        "flag": models["flag"],
+        "text": models["text"],
+        "dict": models["dict"],
         "export_keras": Path(export_keras(keras_model, root / "export_keras")),
         "keras_export": root / "keras_export",
         "text_tf2": Path(export_text_embedding(vectors, root / "text_tf2", num_oov_buckets=2)),
         "tf1_saved_model": _tf1_saved_model(root / "tf1_saved_model"),
     }
     tf1 = {
-        "tf1": test_models.save_tf1_module(root / "tf1"),
+        "tf1": models["tf1"],
         "seed": _export_tf1(mods.seed_module_fn, root / "seed"),
         "fruit": _export_tf1(mods.fruit_module_fn, root / "fruit"),
         "train": _export_tf1(
