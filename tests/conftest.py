@@ -64,6 +64,16 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
+@pytest.fixture(scope="session")
+def minilm(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """The real all-MiniLM-L6-v2 conversion, once per run for every file and xdist worker
+    (``tests.helpers.shared``): ``{"dir", "code", "stdout", "stderr"}``. Read-only: copy it
+    to change it."""
+    from tests.helpers.shared import minilm_export
+
+    return minilm_export(tmp_path_factory)
+
+
 @pytest.fixture()
 def server(models: dict[str, Path]) -> Iterator[object]:
     """A hosting-protocol server (``tfhub.testing.HostingServer``, not the hub) on 127.0.0.1
@@ -103,6 +113,8 @@ def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 # The files that take longest run first, so that `make test`'s two xdist workers (whole files
 # each, in collection order) finish together instead of one waiting on a long last file.
+# test_demo.py comes first also because it builds the shared MiniLM conversion (``minilm``)
+# while the other worker runs test_server.py; the files that reuse it come after.
 _LONGEST_FIRST = (
     "test_demo.py",
     "test_server.py",

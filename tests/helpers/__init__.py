@@ -6,6 +6,8 @@
 * :mod:`tests.helpers.routes`: a hosting route that stops at a given byte (kill points).
 * :mod:`tests.helpers.nginx`: a real nginx in a temp dir (a config body, or the shipped
   deploy/nginx/tfhub.conf pointed at a storage root and upstreams), always stopped.
+* :mod:`tests.helpers.shared`: expensive artifacts (the MiniLM conversion) built once per run
+  for every file and xdist worker, under a file lock.
 * here: :data:`REPO`, :func:`python_env` (this checkout first on a child's path) and
   :func:`run_python` (a fresh interpreter, for process-wide TF settings), :func:`tar_gz`
   (an archive of in-memory files) and :func:`imported_modules` (what a source file imports).
