@@ -230,8 +230,10 @@ def test_a_private_namespace_hides_every_model_of_it(private_acme, token):
     names = ACME_ALL if token != SECRET_ONLY else [n for n in ACME_ALL if "secret" not in n]
     for name in names:
         _same_as_missing(private_acme, name, token)
-    assert _get(private_acme, "/api/models", token).json() == (
-        [] if token != SECRET_ONLY else _get(private_acme, "/api/models?q=secret", ACME).json()
+    assert _get(private_acme, "/api/models", token).json()["items"] == (
+        []
+        if token != SECRET_ONLY
+        else _get(private_acme, "/api/models?q=secret", ACME).json()["items"]
     )
     page = _get(private_acme, "/", token).text
     assert "acme/public" not in page and "acme/mixed" not in page
@@ -276,7 +278,7 @@ def test_search_and_catalog_show_only_readable_models(hub):
     def found(token, **params):
         resp = _get(hub, "/api/models", token, params=params)
         assert resp.status_code == 200
-        return {f"{m['publisher']}/{m['model']}": m for m in resp.json()}
+        return {f"{m['publisher']}/{m['model']}": m for m in resp.json()["items"]}
 
     anonymous = found(None)
     assert anonymous["acme/public"]["versions"] == [1] and "acme/secret" not in anonymous

@@ -50,8 +50,11 @@ def test_search_api_pages_filters_and_openapi(client):
     assert ok["schema"]["$ref"].endswith("/SearchPage")
     html = client.get("/", params={"q": "again"}).text
     assert "p0/m00" in html and "p1/m01" not in html
-    assert "<option value='p1'>" in html  # the menus still offer every publisher
-    assert "p0/m" in client.get("/", params={"sort": "name", "page": 2, "per_page": 10}).text
+    # the facets count the matches: one publisher left, with its count
+    assert "data-facet='publisher' data-value='p0'>p0</a> <span class='n'>1</span>" in html
+    assert "data-value='p1'" not in html
+    second = client.get("/", params={"sort": "name", "page": 2}).text  # 20 a page
+    assert "Page 2 of 2" in second and "p1/m29" in second and "p0/m00" not in second
 
 
 def test_which_downloads_count(client):
