@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean postgresql
+.PHONY: install demo test lint bench clean postgresql nginx postgresql
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,14 +42,17 @@ PG_CTL := $(firstword $(wildcard /usr/lib/postgresql/*/bin/pg_ctl))
 postgresql:
 	test -n "$(PG_CTL)" || (apt-get update -qq && apt-get install -y -qq postgresql)
 
-test: $(STAMP) $(CHROMIUM) postgresql
+# The delivery tests and the benchmarks run a real nginx (tests/helpers/nginx.py).
+nginx:
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || (apt-get update -qq && apt-get install -y -qq nginx)
+
+test: $(STAMP) $(CHROMIUM) postgresql nginx
 	$(BIN)/ruff check src tests examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
-bench: $(STAMP) postgresql
-	command -v nginx >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx)
+bench: $(STAMP) postgresql nginx
 	$(BIN)/python bench/tf1_module.py
 	$(BIN)/python bench/download.py
 	$(BIN)/python bench/keras_layer.py
