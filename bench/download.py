@@ -159,14 +159,18 @@ http {{
 
 
 def run_worker(
-    which: str, url: str, cache: Path, extra_env: dict[str, str] | None = None
+    which: str,
+    url: str,
+    cache: Path,
+    extra_env: dict[str, str] | None = None,
+    src: Path = REPO / "src",
 ) -> dict[str, float]:
     env = {
         **os.environ,
         **(extra_env or {}),
         "TFHUB_CACHE_DIR": str(cache),
         "TF_CPP_MIN_LOG_LEVEL": "3",
-        "PYTHONPATH": str(REPO / "src"),
+        "PYTHONPATH": str(src),
     }
     proc = subprocess.run(
         [sys.executable, "-c", WORKER, which, url], capture_output=True, text=True, env=env
@@ -314,15 +318,23 @@ def accel_main() -> int:
     accel_env = {**base_env, "TFHUB_ACCEL_REDIRECT": "/_tfhub_files/"}
     plain, plain_url = start_hub_server(root, env=base_env)
     accel, accel_url = start_hub_server(root, env=accel_env)
+    # BENCH_BASELINE_SRC=/path/to/other/src adds the client of another checkout (e.g. the
+    # previous version), through the same nginx, interleaved: before/after in one run.
+    baseline = os.environ.get("BENCH_BASELINE_SRC")
     times: dict[str, list[float]] = {"nginx": [], "uvicorn": [], "copy": []}
+    if baseline:
+        times["baseline"] = []
     try:
         with nginx(tfhub_snippet(root, [accel_url.removeprefix("http://")])) as front:
             where = {"nginx": f"{front}/pub/big/1", "uvicorn": f"{plain_url}/pub/big/1"}
+            if baseline:
+                where["baseline"] = where["nginx"]
             for i in range(ROUNDS):
                 for name, url in where.items():
                     cache = work / f"cache-{name}-{i}"
+                    src = Path(baseline) if name == "baseline" and baseline else REPO / "src"
                     os.sync()
-                    times[name].append(run_worker("ours", url, cache)["seconds"])
+                    times[name].append(run_worker("ours", url, cache, src=src)["seconds"])
                     shutil.rmtree(cache)
                 os.sync()
                 start = time.perf_counter()
@@ -342,6 +354,13 @@ def accel_main() -> int:
          "≤ 2.0"),
         ("  ratio fast path from uvicorn / copy", f"{med['uvicorn'] / med['copy']:.2f}", ""),
     ]  # fmt: skip
+    if baseline:
+        rows[1:1] = [
+            (f"cold install, fast path through nginx, client of {baseline}",
+             f"{med['baseline']:.2f} s", ""),
+            ("  ratio baseline client through nginx / copy",
+             f"{med['baseline'] / med['copy']:.2f}", ""),
+        ]  # fmt: skip
     header = (
         f"Model: {MODEL_MB} MB of float32 weights. Medians of {ROUNDS} interleaved runs. "
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
