@@ -56,10 +56,14 @@ else:
     # (tfhub imports its download machinery lazily, on first use).
     import tfhub.handles.http, tfhub.handles.fastpath, tfhub.handles.transfer  # noqa: E401
     tfhub.handles.transfer.inflate_module()
+before = resource.getrusage(resource.RUSAGE_SELF)
 start = time.perf_counter()
 hub.resolve(url)
 elapsed = time.perf_counter() - start
+after = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"seconds": elapsed,
+                  "user": after.ru_utime - before.ru_utime,
+                  "system": after.ru_stime - before.ru_stime,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "tensorflow": "tensorflow" in sys.modules}))
 """
@@ -159,14 +163,18 @@ http {{
 
 
 def run_worker(
-    which: str, url: str, cache: Path, extra_env: dict[str, str] | None = None
+    which: str,
+    url: str,
+    cache: Path,
+    extra_env: dict[str, str] | None = None,
+    src: Path = REPO / "src",
 ) -> dict[str, float]:
     env = {
         **os.environ,
         **(extra_env or {}),
         "TFHUB_CACHE_DIR": str(cache),
         "TF_CPP_MIN_LOG_LEVEL": "3",
-        "PYTHONPATH": str(REPO / "src"),
+        "PYTHONPATH": str(src),
     }
     proc = subprocess.run(
         [sys.executable, "-c", WORKER, which, url], capture_output=True, text=True, env=env
@@ -314,15 +322,26 @@ def accel_main() -> int:
     accel_env = {**base_env, "TFHUB_ACCEL_REDIRECT": "/_tfhub_files/"}
     plain, plain_url = start_hub_server(root, env=base_env)
     accel, accel_url = start_hub_server(root, env=accel_env)
+    # BENCH_BASELINE_SRC=/path/to/other/src adds the client of another checkout (e.g. the
+    # previous version), through the same nginx, interleaved: before/after in one run.
+    baseline = os.environ.get("BENCH_BASELINE_SRC")
     times: dict[str, list[float]] = {"nginx": [], "uvicorn": [], "copy": []}
+    cpu: dict[str, list[tuple[float, float]]] = {"nginx": [], "uvicorn": []}
+    if baseline:
+        times["baseline"], cpu["baseline"] = [], []
     try:
         with nginx(tfhub_snippet(root, [accel_url.removeprefix("http://")])) as front:
             where = {"nginx": f"{front}/pub/big/1", "uvicorn": f"{plain_url}/pub/big/1"}
+            if baseline:
+                where["baseline"] = where["nginx"]
             for i in range(ROUNDS):
                 for name, url in where.items():
                     cache = work / f"cache-{name}-{i}"
+                    src = Path(baseline) if name == "baseline" and baseline else REPO / "src"
                     os.sync()
-                    times[name].append(run_worker("ours", url, cache)["seconds"])
+                    got = run_worker("ours", url, cache, src=src)
+                    times[name].append(got["seconds"])
+                    cpu[name].append((got["user"], got["system"]))
                     shutil.rmtree(cache)
                 os.sync()
                 start = time.perf_counter()
@@ -342,6 +361,24 @@ def accel_main() -> int:
          "≤ 2.0"),
         ("  ratio fast path from uvicorn / copy", f"{med['uvicorn'] / med['copy']:.2f}", ""),
     ]  # fmt: skip
+    for name, label in (
+        ("nginx", "through nginx"),
+        ("baseline", "through nginx, baseline"),
+        ("uvicorn", "from uvicorn"),
+    ):
+        if cpu.get(name):
+            user = statistics.median(u for u, _ in cpu[name])
+            system = statistics.median(s for _, s in cpu[name])
+            rows.append(
+                (f"  client CPU, {label}: user / system", f"{user:.2f} / {system:.2f} s", "")
+            )
+    if baseline:
+        rows[1:1] = [
+            (f"cold install, fast path through nginx, client of {baseline}",
+             f"{med['baseline']:.2f} s", ""),
+            ("  ratio baseline client through nginx / copy",
+             f"{med['baseline'] / med['copy']:.2f}", ""),
+        ]  # fmt: skip
     header = (
         f"Model: {MODEL_MB} MB of float32 weights. Medians of {ROUNDS} interleaved runs. "
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
@@ -353,6 +390,7 @@ def accel_main() -> int:
     print(header)
     print(table)
     print("raw:", json.dumps(times))
+    print("cpu:", json.dumps(cpu))
     (REPO / "bench" / "last_download_accel.md").write_text(header + "\n\n" + table + "\n")
     shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -216,8 +216,10 @@ class TransferGuard:
 
 def read_some(raw: Any, n: int, guard: TransferGuard | None) -> bytes:
     """What has arrived of the body ``raw`` (at most ``n`` bytes, at most one socket read, so
-    a trickling server cannot hold a call for long), counted by ``guard``."""
-    chunk: bytes = raw.read1(n)
+    a trickling server cannot hold a call for long), counted by ``guard``. An identity body
+    skips urllib3's decoding buffer (it copied every byte once or twice more)."""
+    coded = raw.headers.get("Content-Encoding", "").strip().lower() not in ("", "identity")
+    chunk: bytes = raw.read1(n, decode_content=raw.decode_content and coded)
     if guard is not None:
         guard.received(len(chunk))
     return chunk

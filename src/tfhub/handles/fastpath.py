@@ -58,7 +58,9 @@ __all__ = ["download_files", "fetch_manifest", "parse_files_manifest"]
 
 logger = logging.getLogger(__name__)
 
-_READ = 1 << 20
+# At most this much per socket read: measured on 400 MB through nginx, 256 KiB beats 1 MiB
+# (0.55 vs 1.03 s, less system time) and 4 MiB (each read allocates its buffer anew).
+_READ = 256 << 10
 # In the partial directory: which files it holds blocks of, and (under files/) the files.
 _STATE = "remote.json"
 _FILES = "files"
