@@ -27,7 +27,8 @@ publishing is sent as it is. What replaces the check is the client's: the tfhub 
 verifies every block against the manifest's hashes (which the hub sends from its records,
 never from the storage) before it is written. Archives are not verified by today's clients
 (neither tfhub's archive path nor ``tensorflow_hub``); the hub still sends the record's
-sha256 in the :data:`tfhub.protocol.SHA256_HEADER` header (also on the 307) for clients and proxies that check it.
+sha256 in the :data:`tfhub.protocol.SHA256_HEADER` header (also on the 307) for clients and
+proxies that check it.
 Operators who do not trust their storage keep delivery through Python.
 """
 
