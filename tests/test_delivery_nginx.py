@@ -146,3 +146,36 @@ def test_a_file_altered_in_storage_is_refused_by_the_client(site, model_dir, cac
             hub.resolve(f"{url}/acme/wide/1")
     finally:
         blob.write_bytes(original)
+
+
+def test_an_archive_swapped_in_storage_is_refused_by_the_client(
+    site, model_dir, cache_dir, tmp_path, monkeypatch
+):
+    """nginx sends the stored archive unchecked; the hub still states its record's sha256
+    (the snippet passes the header on), and tfhub's tarball path checks the bytes against it:
+    another valid archive planted in the storage is refused and nothing is installed."""
+    url, _srv, root, record = site
+    stored = root / record["archive"]["key"]
+    original = stored.read_bytes()
+    planted_dir = tmp_path / "planted"
+    planted_dir.mkdir()
+    for item in model_dir.rglob("*"):
+        target = planted_dir / item.relative_to(model_dir)
+        if item.is_dir():
+            target.mkdir(exist_ok=True)
+        else:
+            target.write_bytes(item.read_bytes())
+    (planted_dir / "assets").mkdir(exist_ok=True)
+    (planted_dir / "assets" / "payload.txt").write_text("not what was published")
+    from tfhub.testing import make_tarball
+
+    monkeypatch.setenv("TFHUB_FAST_PATH", "0")  # the tarball path
+    stored.write_bytes(make_tarball(planted_dir))
+    try:
+        with pytest.raises(errors.ArchiveError, match=record["archive"]["sha256"]):
+            hub.resolve(f"{url}/acme/wide/1")
+        assert not list(cache_dir.rglob("payload.txt"))
+    finally:
+        stored.write_bytes(original)
+    # the untouched archive installs through the same path
+    assert (Path(hub.resolve(f"{url}/acme/wide/1")) / "saved_model.pb").is_file()

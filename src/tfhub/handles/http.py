@@ -9,8 +9,11 @@ range requests when the transfer breaks.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import shutil
+import threading
 import urllib.parse
 from pathlib import Path
 from typing import Protocol
@@ -18,7 +21,7 @@ from typing import Protocol
 import requests
 
 from tfhub import config, protocol, transport
-from tfhub.errors import DownloadError, HubError, OfflineError, ProtocolError
+from tfhub.errors import ArchiveError, DownloadError, HubError, OfflineError, ProtocolError
 from tfhub.handles import cache, credentials, fastpath
 from tfhub.handles.archive import extract_tar_stream
 from tfhub.handles.cache import Manifest
@@ -49,11 +52,31 @@ def append_format_query(url: str, fmt: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}", re.ASCII)
+# After the tar's end, only the rest of the compressed stream may follow (a few KiB).
+_MAX_TRAILER = 1 << 20
+
+
+def stated_sha256(resp: requests.Response) -> str | None:
+    """The archive's sha256 that a tfhub hub states (:data:`tfhub.protocol.SHA256_HEADER`),
+    on the response or on a redirect that led to it (a hub on S3 answers with a ``307`` to a
+    presigned URL and states the digest there; the storage does not)."""
+    for answer in (*resp.history, resp):
+        value = answer.headers.get(protocol.SHA256_HEADER, "").strip().lower()
+        if _SHA256_HEX.fullmatch(value):
+            return value
+    return None
+
+
 class _ResumableBody:
     """A response body that, when the transfer breaks, continues with a range request from
     the byte where it stopped (when the server offers ranges and a validator), instead of
     starting over. Resumes spend the transfer's retry budget (:attr:`retry`) and go through
-    the same session, timeouts and TLS settings as the first request."""
+    the same session, timeouts and TLS settings as the first request.
+
+    Every byte read is hashed: when the hub stated the archive's sha256, :meth:`verify` reads
+    what the unpacker left and compares (the bytes may come from a storage behind the hub, a
+    presigned URL or nginx, that the hub no longer checks as it sends)."""
 
     def __init__(
         self,
@@ -88,8 +111,44 @@ class _ResumableBody:
         length = headers.get("Content-Length", "")
         self._length = int(length) if length.isdigit() else -1
         self._extra: requests.Response | None = None
+        self.expected = stated_sha256(resp)
+        self._digest = hashlib.sha256()
+        self._lock = threading.Lock()  # the unpacker's thread, then verify()
 
     def read(self, n: int) -> bytes:
+        with self._lock:
+            chunk = self._read(n)
+            self._digest.update(chunk)
+            return chunk
+
+    def verify(self) -> None:
+        """Reads the rest of the body (at most :data:`_MAX_TRAILER` bytes) and checks the
+        whole against the stated sha256; nothing to do when the hub stated none.
+
+        Raises:
+            ArchiveError: the bytes differ from the stated sha256, or go on past the archive.
+        """
+        if self.expected is None:
+            return
+        extra = 0
+        while chunk := self.read(1 << 16):
+            extra += len(chunk)
+            if extra > _MAX_TRAILER:
+                raise ArchiveError(
+                    f"{self._url} went on sending bytes after the end of the model archive; "
+                    "refused. Check the hub and its storage.",
+                    handle=self._handle,
+                )
+        got = self._digest.hexdigest()
+        if got != self.expected:
+            raise ArchiveError(
+                f"The archive received for {self._handle} has the sha256 {got}, not the "
+                f"{self.expected} the hub stated: it was altered on its way (in the hub's "
+                "storage or in transit); nothing was installed. Tell the hub's operator.",
+                handle=self._handle,
+            )
+
+    def _read(self, n: int) -> bytes:
         while True:
             try:
                 # what has arrived, so that a break loses no received bytes
@@ -257,7 +316,10 @@ def _unpack(handle: str, resp: requests.Response, body: _ResumableBody, dest: Pa
     bar = byte_bar(f"Downloading {handle}", int(length) if length and length.isdigit() else None)
     stream = PipelinedStream(body, on_bytes=bar.update if bar else None)
     try:
-        return extract_tar_stream(stream, dest, source=handle)
+        manifest = extract_tar_stream(stream, dest, source=handle)
+        stream.close()  # its reader stops; what it left is read by verify()
+        body.verify()
+        return manifest
     finally:
         stream.close()
         if bar is not None:

@@ -25,10 +25,9 @@ access, existence) and hands the transfer over:
 Then nobody hashes the bytes on the server's side: a file altered in the storage after
 publishing is sent as it is. What replaces the check is the client's: the tfhub fast path
 verifies every block against the manifest's hashes (which the hub sends from its records,
-never from the storage) before it is written. Archives are not verified by today's clients
-(neither tfhub's archive path nor ``tensorflow_hub``); the hub still sends the record's
-sha256 in the :data:`tfhub.protocol.SHA256_HEADER` header (also on the 307) for clients and
-proxies that check it.
+never from the storage) before it is written, and its tarball path checks a whole archive
+against the record's sha256 that the hub sends in the :data:`tfhub.protocol.SHA256_HEADER`
+header (also on the 307) before installing it. ``tensorflow_hub`` checks nothing.
 Operators who do not trust their storage keep delivery through Python.
 """
 
