@@ -12,7 +12,8 @@ import os
 # Before any test module imports TensorFlow, whose own SQLite (no FTS5) would otherwise serve
 # the in-process hubs' catalogs (tfhub imports sqlite3 for the same reason; see README).
 import sqlite3  # noqa: F401
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -49,19 +50,42 @@ def cache_dir(_isolated_env: Path) -> Path:
     return _isolated_env
 
 
+class _LazyModels(Mapping[str, Path]):
+    """Name -> model directory; each model is built on first use (a worker whose files need
+    only ``mul`` never pays for the others), then kept for the session."""
+
+    def __init__(self, root: Path, builders: dict[str, Callable[[Path], Path]]) -> None:
+        self._root, self._builders = root, builders
+        self._built: dict[str, Path] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, name: str) -> Path:
+        with self._lock:
+            if name not in self._built:
+                self._built[name] = self._builders[name](self._root / name)
+            return self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._builders)
+
+    def __len__(self) -> int:
+        return len(self._builders)
+
+
 @pytest.fixture(scope="session")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Real models built once per session: mul, flag, text, dict (TF2) and tf1 (TF1 Hub)."""
+def models(tmp_path_factory: pytest.TempPathFactory) -> Mapping[str, Path]:
+    """Real models, each built once per session when first used: mul, flag, text, dict (TF2)
+    and tf1 (TF1 Hub)."""
     from tests.helpers import models as m
 
-    root = tmp_path_factory.mktemp("models")
-    return {
-        "mul": m.save_mul(root / "mul"),
-        "flag": m.save_training_flag(root / "flag"),
-        "text": m.save_text_embedding(root / "text"),
-        "dict": m.save_dict_model(root / "dict"),
-        "tf1": m.save_tf1_module(root / "tf1"),
+    builders = {
+        "mul": m.save_mul,
+        "flag": m.save_training_flag,
+        "text": m.save_text_embedding,
+        "dict": m.save_dict_model,
+        "tf1": m.save_tf1_module,
     }
+    return _LazyModels(tmp_path_factory.mktemp("models"), builders)
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +99,7 @@ def minilm(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 
 
 @pytest.fixture()
-def server(models: dict[str, Path]) -> Iterator[object]:
+def server(models: Mapping[str, Path]) -> Iterator[object]:
     """A hosting-protocol server (``tfhub.testing.HostingServer``, not the hub) on 127.0.0.1
     serving every model as test/<name>/1. Hub servers are named ``hub`` in the tests."""
     from tfhub.testing import HostingServer

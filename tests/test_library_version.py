@@ -46,7 +46,7 @@ def test_requests_carry_the_version_in_the_user_agent():
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         with pytest.raises(RemoteNotFoundError):

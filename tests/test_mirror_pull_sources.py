@@ -149,9 +149,10 @@ def test_caches_from_a_file_lower_case_kaggle_paths_and_a_summary_of_failures(
 
 def test_a_killed_run_is_finished_by_running_it_again(two, tmp_path):
     """Killed after its first model, the run left only complete versions; the re-run skips
-    them and mirrors the rest."""
+    them and mirrors the rest. Three versions: validating one takes milliseconds now (warm
+    validator), so the kill may land after the second, never (in practice) after the third."""
     models = tmp_path / "kh" / "models"
-    for version in range(1, 3):
+    for version in range(1, 4):
         target = models / "o" / "m" / "tf" / "v" / str(version)
         shutil.copytree(two["a" if version % 2 else "b"], target)
         (target.parent / f"{version}.complete").touch()
@@ -166,7 +167,7 @@ def test_a_killed_run_is_finished_by_running_it_again(two, tmp_path):
     proc.wait()
     assert first.startswith("mirrored "), first
     done = sorted(p.parent.name for p in root.rglob("meta.json"))
-    assert 1 <= len(done) < 2
+    assert 1 <= len(done) < 3
     for version in done:  # what is visible is complete: its archive matches its record
         record = _record(root, f"o/m/tf/v/{version}")
         archive = root / record["archive"]["key"]
@@ -177,8 +178,8 @@ def test_a_killed_run_is_finished_by_running_it_again(two, tmp_path):
     assert rerun.returncode == 0, rerun.stderr
     assert "mirroring" in rerun.stderr  # the progress bar
     summary = rerun.stdout.splitlines()[-1]
-    assert summary == f"{2 - len(done)} mirrored, {len(done)} skipped, 0 failed"
-    for version in range(1, 3):
+    assert summary == f"{3 - len(done)} mirrored, {len(done)} skipped, 0 failed"
+    for version in range(1, 4):
         expected = _files(two["a" if version % 2 else "b"])
         assert _mirrored_files(root, f"o/m/tf/v/{version}") == expected
 
