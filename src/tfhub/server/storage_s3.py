@@ -110,7 +110,10 @@ class S3Storage:
                     "412",
                     "409",
                 ):
-                    return False
+                    # botocore retries a PUT whose answer was lost (a timeout under load): the
+                    # first attempt may have created the object, and the retry is refused.
+                    # The same bytes there mean this call created it.
+                    return self.read_bytes(key) == data
                 raise
 
     def put_file(self, key: str, path: Path) -> None:
