@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
+import requests
 from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -26,6 +27,20 @@ settings.register_profile("ci", max_examples=300, **_HYPOTHESIS)
 settings.register_profile("dev", max_examples=40, **_HYPOTHESIS)
 _ON_CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if _ON_CI else "dev"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """User data (a hub's default SQLite catalog for a bucket) in this run's temp directory,
+    not in the home directory (set before any module's fixtures start hubs)."""
+    data = tmp_path_factory.mktemp("xdg-data")
+    before = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(data)
+    yield data
+    if before is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = before
 
 
 @pytest.fixture(autouse=True)
@@ -122,6 +137,8 @@ def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
+    # moto keeps its buckets in this process, across servers: each test starts empty.
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
     for key, value in {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -132,6 +149,7 @@ def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     try:
         yield endpoint
     finally:
+        requests.post(f"{endpoint}/moto-api/reset", timeout=10)
         server.stop()
 
 
