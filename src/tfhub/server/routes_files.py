@@ -88,7 +88,10 @@ def register_blobs(app: FastAPI, hub: Hub) -> None:
         filename = download_name(request.query_params.get("name", ""))
         if filename:
             response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-        return cache_privately(response, catalog.blob(sha256, scope.anonymous) is not None)
+        # public: an anonymous reader gets it too (without a grant, that is this very lookup)
+        anonymous = scope.anonymous
+        public = scope == anonymous or catalog.blob(sha256, anonymous) is not None
+        return cache_privately(response, public)
 
 
 def register_models(app: FastAPI, hub: Hub) -> None:
