@@ -40,6 +40,8 @@ import threading
 import time
 from pathlib import Path
 
+from report import write_table  # bench/report.py (this script's directory is on sys.path)
+
 REPO = Path(__file__).resolve().parent.parent
 MODEL_MB = int(os.environ.get("BENCH_MODEL_MB", "400"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
@@ -294,12 +296,7 @@ def main() -> int:
         f"{os.cpu_count()} cores, Python {platform.python_version()}, "
         f"isal {'yes' if _has_isal() else 'no'}."
     )
-    table = "| measure | median | target |\n|---|---|---|\n" + "\n".join(
-        f"| {a} | {b} | {c} |" for a, b, c in rows
-    )
-    print(header)
-    print(table)
-    (REPO / "bench" / "last_download.md").write_text(header + "\n\n" + table + "\n")
+    write_table("download", header, rows)
     shutil.rmtree(work, ignore_errors=True)
     return 0
 
@@ -384,14 +381,9 @@ def accel_main() -> int:
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}."
     )
-    table = "| measure | median | target |\n|---|---|---|\n" + "\n".join(
-        f"| {a} | {b} | {c} |" for a, b, c in rows
-    )
-    print(header)
-    print(table)
+    write_table("download_accel", header, rows)
     print("raw:", json.dumps(times))
     print("cpu:", json.dumps(cpu))
-    (REPO / "bench" / "last_download_accel.md").write_text(header + "\n\n" + table + "\n")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

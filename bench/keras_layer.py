@@ -29,6 +29,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from report import write_table  # bench/report.py (this script's directory is on sys.path)
+
 REPO = Path(__file__).resolve().parent.parent
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 STEPS = int(os.environ.get("BENCH_STEPS", "30"))
@@ -205,12 +207,7 @@ def main() -> int:
         f"process, median over {ROUNDS} alternating processes each. Machine: "
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}."
     )
-    table = "| measure | median | target |\n|---|---|---|\n" + "\n".join(
-        f"| {a} | {b} | {c} |" for a, b, c in rows
-    )
-    print(header)
-    print(table)
-    (REPO / "bench" / "last_keras_layer.md").write_text(header + "\n\n" + table + "\n")
+    write_table("keras_layer", header, rows)
     return 0
 
 
