@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
+import shutil
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from tests.helpers import run_python
 from tests.helpers.hub import HubServer, tree
 from tfhub import errors, protocol
 from tfhub.server.client import publish_to_root
+from tfhub.testing import make_tarball
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +78,23 @@ def test_a_hub_on_s3_redirects_downloads_to_presigned_urls(
             env={"TFHUB_CACHE_DIR": str(tmp_path / "th-cache")},
         )
         assert out.strip().splitlines()[-1] == str(sorted(p.name for p in model_dir.iterdir()))
+        # Another valid archive planted in the bucket: the 307 stated the record's sha256,
+        # so tfhub's archive path refuses the bytes it is sent and installs nothing.
+        planted = tmp_path / "planted"
+        shutil.copytree(model_dir, planted)
+        (planted / "assets").mkdir(exist_ok=True)
+        (planted / "assets" / "payload.txt").write_text("not what was published")
+        bucket = boto3.client("s3", endpoint_url=s3_endpoint)
+        key = f"models/{record['archive']['key']}"
+        original = bucket.get_object(Bucket="hub", Key=key)["Body"].read()
+        bucket.put_object(Bucket="hub", Key=key, Body=make_tarball(planted))
+        with pytest.MonkeyPatch.context() as m:
+            m.setenv("TFHUB_FAST_PATH", "0")
+            m.setenv("TFHUB_CACHE_DIR", str(tmp_path / "planted-cache"))
+            with pytest.raises(errors.ArchiveError, match=record["archive"]["sha256"]):
+                hub.resolve(f"{srv.url}/acme/mul/1")
+        assert not list((tmp_path / "planted-cache").rglob("payload.txt"))
+        bucket.put_object(Bucket="hub", Key=key, Body=original)
 
 
 def test_redirect_settings_are_checked(tmp_path, monkeypatch):
