@@ -412,7 +412,3 @@ def _one_line(exc: BaseException) -> str:
     if filename and str(filename) not in text:
         text = f"{filename}: {text}"
     return text
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
