@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 import tfhub as hub
-from tfhub.exporters._bert.packing import round_robin_lengths
+from tfhub.exporters._bert.packing import pack, round_robin_lengths
 
 # Words of the real vocabulary (bert-base-uncased's, as all-MiniLM-L6-v2's); "pups" and "hens"
 # are not in it, so they split into two pieces, and the robot emoji is no word at all: [UNK].
@@ -157,6 +157,53 @@ def test_round_robin_allocation_equals_one_piece_at_a_time():
         for budget in (0, 1, 5, 9, 20):
             got = round_robin_lengths(tf.constant(rows, tf.int64), budget).numpy().tolist()
             assert got == [_round_robin_by_hand(r, budget) for r in rows], (segments, budget)
+
+
+def _pack_by_hand(rows: list[list[list[int]]], seq_length: int, pad_to_longest: bool) -> dict:
+    """BERT packing written out per row: [CLS] a.. [SEP] b.. [SEP], cut to ``seq_length``."""
+    packed = []
+    for segments in rows:
+        keep = _round_robin_by_hand(
+            [len(s) for s in segments], max(seq_length - len(segments) - 1, 0)
+        )
+        ids, types = [CLS], [0]
+        for i, (segment, k) in enumerate(zip(segments, keep, strict=True)):
+            ids += [*segment[:k], SEP]
+            types += [i] * (k + 1)
+        packed.append((ids, types))
+    width = seq_length
+    if pad_to_longest:
+        width = min(seq_length, max([len(ids) for ids, _ in packed], default=0))
+    out: dict = {"input_word_ids": [], "input_mask": [], "input_type_ids": []}
+    for ids, types in packed:
+        fill = max(width - len(ids), 0)
+        out["input_word_ids"].append((ids + [PAD] * fill)[:width])
+        out["input_mask"].append(([1] * len(ids) + [0] * fill)[:width])
+        out["input_type_ids"].append((types + [0] * fill)[:width])
+    return out
+
+
+def test_pack_equals_packing_by_hand_on_random_segments():
+    """The packing ops (scattered from flat values) against the per-row rule, eagerly: 1 to 3
+    segments, empty rows and segments, widths from too narrow for the [SEP]s to roomy."""
+    rng = random.Random(11)
+    for trial in range(60):
+        count, batch = rng.randint(1, 3), rng.randint(0, 4)
+        rows = [
+            [[rng.randint(1000, 1010) for _ in range(rng.randint(0, 7))] for _ in range(count)]
+            for _ in range(batch)
+        ]
+        seq_length, longest = rng.randint(1, 18), rng.random() < 0.3
+        segments = [
+            tf.ragged.constant([row[i] for row in rows], tf.int32, ragged_rank=1, inner_shape=())
+            if batch
+            else tf.RaggedTensor.from_row_lengths(tf.zeros([0], tf.int32), tf.zeros([0], tf.int64))
+            for i in range(count)
+        ]
+        got = pack(segments, seq_length, cls_id=CLS, sep_id=SEP, pad_id=PAD, pad_to_longest=longest)
+        want = _pack_by_hand(rows, seq_length, longest)
+        for key, value in want.items():
+            assert got[key].numpy().tolist() == value, (trial, key, rows, seq_length, longest)
 
 
 def test_three_segments_get_type_ids_0_1_2(preprocessor):
