@@ -95,6 +95,15 @@ def exported(minilm: dict[str, Any]) -> dict[str, Any]:
     return minilm
 
 
+@pytest.fixture(scope="module")
+def loaded(exported: dict[str, Any]) -> dict[str, Any]:
+    """The three exported models loaded once for the tests that only call them (the tests of
+    loading itself, of Keras layers and of fine-tuning load their own)."""
+    return {
+        name: hub.load(str(exported["dir"] / name)) for name in sorted(os.listdir(exported["dir"]))
+    }
+
+
 def _reference_features(reference: Any, sentences: list[str]) -> dict[str, np.ndarray]:
     preprocess = getattr(reference, "preprocess", None) or reference.tokenize
     features = preprocess(sentences)
@@ -132,10 +141,10 @@ def test_cli_writes_three_saved_models_atomically(exported):
     assert os.listdir(out.parent) == ["minilm"]
 
 
-def test_preprocessor_ids_equal_the_reference_tokenizer(exported, reference):
+def test_preprocessor_ids_equal_the_reference_tokenizer(loaded, reference):
     import tensorflow as tf
 
-    pre = hub.load(str(exported["dir"] / "preprocessor"))
+    pre = loaded["preprocessor"]
     ours = {k: v.numpy() for k, v in pre(tf.constant(SENTENCES)).items()}
     # As TF Hub's BERT preprocessors: padded to a fixed seq_length of 128, cut to fit it.
     ref = _reference_packed(reference, SENTENCES, 128)
@@ -172,7 +181,7 @@ def test_preprocessor_ids_equal_the_reference_tokenizer(exported, reference):
     assert pieces.to_list() == [[[17076, 15687], [5749], [999]]]
 
 
-def test_tokenizer_matches_on_random_text(exported, reference):
+def test_tokenizer_matches_on_random_text(loaded, reference):
     """Random mixtures of scripts, marks, punctuation, spaces and control characters."""
     import tensorflow as tf
 
@@ -204,7 +213,7 @@ def test_tokenizer_matches_on_random_text(exported, reference):
             if rng.random() < 0.15:
                 chars.append(" ")
         texts.append("".join(chars))
-    pre = hub.load(str(exported["dir"] / "preprocessor"))
+    pre = loaded["preprocessor"]
     ours = pre(tf.constant(texts))
     ref = _reference_packed(reference, texts, 128)
     mismatches = [
@@ -217,10 +226,10 @@ def test_tokenizer_matches_on_random_text(exported, reference):
     assert not mismatches, mismatches[:3]
 
 
-def test_sentence_embeddings_match_the_reference(exported, reference):
+def test_sentence_embeddings_match_the_reference(loaded, reference):
     import tensorflow as tf
 
-    embed = hub.load(str(exported["dir"] / "sentence_embedding"))
+    embed = loaded["sentence_embedding"]
     ours = embed(tf.constant(SENTENCES)).numpy()
     with _offline():
         ref = reference.encode(SENTENCES, convert_to_numpy=True)
@@ -236,15 +245,12 @@ def test_sentence_embeddings_match_the_reference(exported, reference):
     np.testing.assert_allclose(served["default"].numpy(), ours[:2], atol=1e-5)
 
 
-def test_preprocessor_and_encoder_give_the_sentence_embedding(exported, reference):
+def test_preprocessor_and_encoder_give_the_sentence_embedding(loaded, reference):
     """Padding to 128 changes nothing: the masked mean of the encoder's output over the
     preprocessor's 128 positions, normalized, is the sentence embedding."""
     import tensorflow as tf
 
-    out = exported["dir"]
-    pre = hub.load(str(out / "preprocessor"))
-    encoder = hub.load(str(out / "encoder"))
-    embed = hub.load(str(out / "sentence_embedding"))
+    pre, encoder, embed = (loaded[k] for k in ("preprocessor", "encoder", "sentence_embedding"))
     sentences = [s for s in SENTENCES if s not in (LONG_130, LONG_300)]
     inputs = pre(tf.constant(sentences))
     sequence = encoder(inputs, training=False)["sequence_output"].numpy()
@@ -257,7 +263,7 @@ def test_preprocessor_and_encoder_give_the_sentence_embedding(exported, referenc
     assert _cosine(pooled, ref).min() >= 0.9999
 
 
-def test_encoder_outputs_match_the_torch_model(exported, reference):
+def test_encoder_outputs_match_the_torch_model(loaded, reference):
     import tensorflow as tf
     import torch
     import transformers
@@ -268,7 +274,7 @@ def test_encoder_outputs_match_the_torch_model(exported, reference):
     ref_inputs = _reference_features(reference, sentences)
     with torch.no_grad():
         out = bert(**{k: torch.from_numpy(v) for k, v in ref_inputs.items()})
-    encoder = hub.load(str(exported["dir"] / "encoder"))
+    encoder = loaded["encoder"]
     inputs = {
         "input_word_ids": tf.constant(ref_inputs["input_ids"], tf.int32),
         "input_mask": tf.constant(ref_inputs["attention_mask"], tf.int32),
