@@ -153,16 +153,17 @@ def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         server.stop()
 
 
-# The files that take longest run first, so that `make test`'s two xdist workers (whole files
+# The files that take longest run first, so that `make test`'s xdist workers (whole files
 # each, in collection order) finish together instead of one waiting on a long last file.
 # test_demo.py comes first also because it builds the shared MiniLM conversion (``minilm``)
-# while the other worker runs test_sentence_transformer_atomic.py (which converts a broken
-# checkpoint of its own); the files that reuse it come after.
+# while another worker runs test_sentence_transformer_atomic.py (which converts a broken
+# checkpoint of its own); the files that reuse it come after (test_server.py first, so that a
+# third worker does not sit waiting for the conversion).
 _LONGEST_FIRST = (
     "test_demo.py",
     "test_sentence_transformer_atomic.py",
-    "test_sentence_transformer.py",
     "test_server.py",
+    "test_sentence_transformer.py",
     "test_mirror_pull_airgap.py",
     "test_access_server.py",
     "test_server_s3.py",

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +15,7 @@ import pytest
 import requests
 
 from tests.helpers import run_python
-from tests.helpers.hub import HubServer
+from tests.helpers.hub import HubServer, InProcessHub
 from tests.helpers.models import MyMulModel
 from tfhub import protocol
 from tfhub.cli import main
@@ -47,36 +44,6 @@ TOKEN_FILE = f"""# hashed tokens (ADMIN is TFHUB_PUBLISH_TOKEN), and an old plai
 {LEGACY} bob
 """
 FILES = protocol.FILES_MEDIA_TYPE
-
-
-class InProcessHub:
-    """``create_app`` served by uvicorn on 127.0.0.1 (port 0) in a daemon thread."""
-
-    def __init__(self, root: Path, tokens: Tokens) -> None:
-        import uvicorn
-
-        from tfhub.server.app import create_app
-
-        self.app = create_app(str(root), tokens=tokens)
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(64)
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self.server = uvicorn.Server(
-            uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off")
-        )
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the in-process hub did not start"
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
 
 
 def _save_mul(path: Path, value: float) -> Path:

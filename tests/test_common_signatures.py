@@ -16,7 +16,7 @@ import tfhub as hub
 from tests.helpers import REPO
 from tests.helpers import models as test_models
 from tests.helpers import tf1_modules as mods
-from tests.helpers.hub import DOCS, HubServer, publish
+from tests.helpers.hub import DOCS, InProcessHub, publish
 from tfhub import cli
 from tfhub.exporters.keras_model import export_keras
 from tfhub.server import pages
@@ -359,7 +359,7 @@ def test_model_page_shows_what_the_model_implements(saved):
 def test_published_model_page_says_implements(saved, tmp_path):
     from tfhub.testing import make_tarball
 
-    server = HubServer(str(tmp_path / "store"))
+    server = InProcessHub(tmp_path / "store")
     try:
         assert publish(server.url, "test/text/1", make_tarball(saved["text"])).status_code == 201
         html = requests.get(f"{server.url}/test/text/1", timeout=30).text

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 import tfhub as hub
 from tests.helpers import REPO
-from tests.helpers.hub import TOKEN, HubServer
+from tests.helpers.hub import TOKEN, InProcessHub
 from tfhub.server.client import publish_to_server
 
 
@@ -36,7 +36,7 @@ def test_minilm_from_our_hub_learns_word_sentiment(tmp_path, minilm):
     assert minilm["code"] == 0, minilm["stderr"]
     out = minilm["dir"]  # the demo's conversion, shared with the other tests
     name = "sentence-transformers/all-minilm-l6-v2/1"
-    with HubServer(str(tmp_path / "hub-root")) as server:
+    with InProcessHub(tmp_path / "hub-root") as server:
         publish_to_server(f"{out}/sentence_embedding", name, server=server.url, token=TOKEN)
         url = f"{server.url}/{name}"
         vectors = hub.load(url)(

@@ -19,7 +19,7 @@ import requests
 
 import tfhub as hub
 from tests.helpers import REPO
-from tests.helpers.hub import HubServer, publish, tree
+from tests.helpers.hub import HubServer, InProcessHub, publish, tree
 from tfhub import protocol
 from tfhub.handles import cache
 from tfhub.handles.fastpath import parse_files_manifest
@@ -135,7 +135,7 @@ def test_a_tampered_block_is_refused(tmp_path_factory, big_model, cache_dir, mon
     # the default 4 retries of the 503 was most of this test's time).
     monkeypatch.setenv("TFHUB_HTTP_RETRIES", "1")
     root = tmp_path_factory.mktemp("tampered")
-    srv = HubServer(str(root))
+    srv = InProcessHub(root)
     try:
         assert publish(srv.url, "acme/big/1", make_tarball(big_model)).status_code == 201
         blobs = sorted((root / ".blobs").iterdir(), key=lambda p: p.stat().st_size)

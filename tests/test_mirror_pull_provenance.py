@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.helpers import tar_gz
-from tests.helpers.hub import TOKEN, HubServer
+from tests.helpers.hub import TOKEN, InProcessHub
 from tfhub.server.client import fetch_record, pack_model, publish_to_root, publish_to_server
 from tfhub.server.provenance import make_provenance
 
@@ -20,7 +20,7 @@ SHA = "ab" * 32
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    with HubServer(str(tmp_path_factory.mktemp("hub"))) as srv:
+    with InProcessHub(tmp_path_factory.mktemp("hub")) as srv:
         yield srv
 
 

@@ -18,7 +18,7 @@ import requests
 
 import tfhub as hub
 from tests.helpers import python_env, run_python
-from tests.helpers.hub import DOCS, TOKEN, HubServer, publish, tree
+from tests.helpers.hub import DOCS, TOKEN, HubServer, InProcessHub, publish, tree
 from tfhub.testing import make_tarball
 
 UPLOAD_LIMIT = {"TFHUB_MAX_UPLOAD_BYTES": "400000"}
@@ -43,8 +43,10 @@ def hub_server(tmp_path_factory, models):
 
 @pytest.fixture()
 def new_hub_server(tmp_path):
-    """A `tfhub serve` of its own, on an empty store at tmp_path/store, for tests that publish."""
-    with HubServer(str(tmp_path / "store"), env=UPLOAD_LIMIT) as srv:
+    """A hub of its own (in this process: these tests are not about the server's process), on
+    an empty store at tmp_path/store, for tests that publish."""
+    limit = int(UPLOAD_LIMIT["TFHUB_MAX_UPLOAD_BYTES"])
+    with InProcessHub(tmp_path / "store", max_upload_bytes=limit) as srv:
         yield srv
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers.hub import TOKEN, HubServer, publish, tree
+from tests.helpers.hub import TOKEN, HubServer, InProcessHub, publish, tree
 from tfhub import errors
 from tfhub.server import client
 from tfhub.testing import make_tarball
@@ -113,7 +113,7 @@ def test_blobs_altered_in_the_storage_are_never_served_intact(tmp_path, models):
     big.f = tf.function(lambda x: x + big.v[0], input_signature=[tf.TensorSpec([], tf.float32)])
     tf.saved_model.save(big, str(tmp_path / "big"))
     store = tmp_path / "store"
-    srv = HubServer(str(store))
+    srv = InProcessHub(store)
     try:
         record = publish(srv.url, "test/big/1", make_tarball(tmp_path / "big")).json()
         files = {f["path"]: f for f in record["blobs"]["files"]}

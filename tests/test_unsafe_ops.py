@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import tfhub as hub
-from tests.helpers.hub import HubServer, publish
+from tests.helpers.hub import HubServer, InProcessHub, publish
 from tfhub.safety import scan
 from tfhub.testing import make_tarball
 
@@ -95,7 +95,7 @@ def test_inspect_reports_them(evil, capsys):
 
 def test_server_refuses_them_unless_allowed(evil, tmp_path, models):
     body = make_tarball(evil)
-    strict = HubServer(str(tmp_path / "a"))
+    strict = InProcessHub(tmp_path / "a")
     try:
         resp = publish(strict.url, "test/evil/1", body)
         assert resp.status_code == 422 and "WriteFile" in resp.json()["error"]

@@ -1,12 +1,16 @@
-"""The real hub server (`tfhub serve`) as a subprocess on 127.0.0.1, port 0, and publishing."""
+"""The real hub server on 127.0.0.1, port 0: `tfhub serve` as a subprocess (:class:`HubServer`)
+or the same app served in a thread of the test process (:class:`InProcessHub`); publishing."""
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -91,6 +95,71 @@ class HubServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class InProcessHub:
+    """The hub's app (``create_app``) served by uvicorn on 127.0.0.1 (port 0) in a daemon
+    thread of this process; publishing with :data:`TOKEN` unless ``tokens`` say otherwise.
+    Stopping it closes its catalog (the app's lifespan).
+
+    For tests where the process boundary is not what is tested: no server process to start,
+    and the publish validator's warm parent (one per process, it imports TensorFlow) is shared
+    by every in-process hub of the xdist worker. Server settings come from this process's
+    environment, so tests that configure the server through ``env`` use :class:`HubServer`.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], tokens: Any = None, **app: Any) -> None:
+        """``app``: more arguments of ``create_app`` (e.g. ``max_upload_bytes``)."""
+        import uvicorn
+
+        from tfhub.server.app import create_app
+
+        self.root = os.fspath(root)
+        tokens = tokens if tokens is not None else _publish_token()
+        self.app = create_app(self.root, tokens=tokens, **app)
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="on")
+        )
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the in-process hub over {self.root} did not start")
+            time.sleep(0.02)
+
+    def __enter__(self) -> InProcessHub:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+def _publish_token() -> Any:
+    """The server's tokens when only ``TFHUB_PUBLISH_TOKEN`` is :data:`TOKEN` (as HubServer)."""
+    from tfhub.server.access import Tokens
+
+    names = ("TFHUB_PUBLISH_TOKEN", "TFHUB_TOKEN_FILE", "TFHUB_PRIVATE_NAMESPACES")
+    saved = {name: os.environ.pop(name, None) for name in names}
+    os.environ["TFHUB_PUBLISH_TOKEN"] = TOKEN
+    try:
+        return Tokens.from_env()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def publish(url: str, name: str, archive: bytes, *, token: str | None = TOKEN, docs=None):
