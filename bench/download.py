@@ -20,7 +20,9 @@ Prints a table of medians and writes it to bench/last_download.md.
 
 ``python bench/download.py accel`` runs only the delivery rows: cold install with the fast
 path through nginx (the hub answers ``X-Accel-Redirect``, deploy/nginx/tfhub.conf) and
-straight from uvicorn, against a plain copy of the model directory; written to
+straight from uvicorn, against a plain copy of the model directory, and the floor under
+them: a bare loop that receives the same ranges through the same nginx and writes them (no
+cache, no lock, no retries), without and with the per-block sha256 check; written to
 bench/last_download_accel.md.
 """
 
@@ -162,6 +164,74 @@ http {{
             time.sleep(0.05)
     proc.kill()
     raise RuntimeError(f"nginx did not start: {(root / 'nginx.err').read_text()}")
+
+
+# What any client pays here to receive the fast path's bytes through the same nginx, the same
+# requests (the manifest's files, 8 blocks per range, 4 connections), written with pwrite:
+# nothing else (no cache, no lock, no retries, no guard). With "sha256", each block is also
+# hashed and compared with the manifest, as tfhub must. The floor the ratio target sits on.
+BARE = r"""
+import concurrent.futures, hashlib, http.client, json, os, sys, threading, time
+import urllib.parse, urllib.request
+url, dest, verify = sys.argv[1], sys.argv[2], sys.argv[3] == "sha256"
+start = time.perf_counter()
+req = urllib.request.Request(url, headers={"Accept": "application/vnd.tfhub.files+json"})
+with urllib.request.urlopen(req, timeout=30) as resp:
+    manifest = json.loads(resp.read())
+block = manifest["block_size"]
+runs, fds = [], {}
+for f in manifest["files"]:
+    path = os.path.join(dest, f["path"])
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fds[f["path"]] = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    for first in range(0, len(f["blocks"]), 8):
+        runs.append((f, first, min(first + 8, len(f["blocks"]))))
+local = threading.local()
+def fetch(run):
+    f, first, end = run
+    conn = getattr(local, "conn", None)
+    if conn is None:
+        where = urllib.parse.urlsplit(urllib.parse.urljoin(url, f["url"]))
+        conn = local.conn = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+    target = urllib.parse.urlsplit(urllib.parse.urljoin(url, f["url"]))
+    lo, hi = first * block, min(end * block, f["size"]) - 1
+    conn.request("GET", target.path + ("?" + target.query if target.query else ""),
+                 headers={"Range": f"bytes={lo}-{hi}"})
+    resp = conn.getresponse()
+    assert resp.status == 206, resp.status
+    offset, index = lo, first
+    digest = hashlib.sha256()
+    while offset <= hi:
+        chunk = resp.read1(min(256 << 10, (index + 1) * block - offset, hi + 1 - offset))
+        if verify:
+            digest.update(chunk)
+        os.pwrite(fds[f["path"]], chunk, offset)
+        offset += len(chunk)
+        if offset == min((index + 1) * block, f["size"]):
+            if verify:
+                assert digest.hexdigest() == f["blocks"][index]
+                digest = hashlib.sha256()
+            index += 1
+    resp.read()
+with concurrent.futures.ThreadPoolExecutor(4) as pool:
+    list(pool.map(fetch, runs))
+for fd in fds.values():
+    os.close(fd)
+print(json.dumps({"seconds": time.perf_counter() - start}))
+"""
+
+
+def run_bare(url: str, dest: Path, verify: bool) -> float:
+    dest.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-c", BARE, url, str(dest), "sha256" if verify else "none"],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode:
+        raise RuntimeError(f"the bare receive loop failed on {url}:\n{proc.stderr[-3000:]}")
+    shutil.rmtree(dest)
+    return float(json.loads(proc.stdout.strip().splitlines()[-1])["seconds"])
 
 
 def run_worker(
@@ -322,7 +392,9 @@ def accel_main() -> int:
     # BENCH_BASELINE_SRC=/path/to/other/src adds the client of another checkout (e.g. the
     # previous version), through the same nginx, interleaved: before/after in one run.
     baseline = os.environ.get("BENCH_BASELINE_SRC")
-    times: dict[str, list[float]] = {"nginx": [], "uvicorn": [], "copy": []}
+    times: dict[str, list[float]] = {
+        "nginx": [], "uvicorn": [], "bare": [], "bare_sha256": [], "copy": []
+    }  # fmt: skip
     cpu: dict[str, list[tuple[float, float]]] = {"nginx": [], "uvicorn": []}
     if baseline:
         times["baseline"], cpu["baseline"] = [], []
@@ -340,6 +412,10 @@ def accel_main() -> int:
                     times[name].append(got["seconds"])
                     cpu[name].append((got["user"], got["system"]))
                     shutil.rmtree(cache)
+                for kind in ("bare", "bare_sha256"):
+                    os.sync()
+                    dest = work / f"{kind}-{i}"
+                    times[kind].append(run_bare(where["nginx"], dest, kind == "bare_sha256"))
                 os.sync()
                 start = time.perf_counter()
                 shutil.copytree(model, work / f"copy-{i}")
@@ -357,6 +433,11 @@ def accel_main() -> int:
         ("  ratio fast path through nginx (X-Accel) / copy", f"{med['nginx'] / med['copy']:.2f}",
          "≤ 2.0"),
         ("  ratio fast path from uvicorn / copy", f"{med['uvicorn'] / med['copy']:.2f}", ""),
+        ("bare receive loop through nginx, no verification (floor)", f"{med['bare']:.2f} s", ""),
+        ("  ratio bare loop / copy", f"{med['bare'] / med['copy']:.2f}", ""),
+        ("bare receive loop through nginx + sha256 of every block (floor with the check)",
+         f"{med['bare_sha256']:.2f} s", ""),
+        ("  ratio bare loop with sha256 / copy", f"{med['bare_sha256'] / med['copy']:.2f}", ""),
     ]  # fmt: skip
     for name, label in (
         ("nginx", "through nginx"),
