@@ -175,7 +175,8 @@ import concurrent.futures, hashlib, http.client, json, os, sys, threading, time
 import urllib.parse, urllib.request
 url, dest, verify = sys.argv[1], sys.argv[2], sys.argv[3] == "sha256"
 start = time.perf_counter()
-req = urllib.request.Request(url, headers={"Accept": "application/vnd.tfhub.files+json"})
+req = urllib.request.Request(url + "?tf-hub-format=compressed",
+                             headers={"Accept": "application/vnd.tfhub.files+json"})
 with urllib.request.urlopen(req, timeout=30) as resp:
     manifest = json.loads(resp.read())
 block = manifest["block_size"]
