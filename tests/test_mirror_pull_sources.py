@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ import pytest
 from tests.helpers import python_env
 from tfhub.cli import main
 from tfhub.handles.resolve import resolve
+from tfhub.server.mirror_pull import remove_stale_workdirs
 from tfhub.testing import HostingServer
 
 
@@ -159,13 +163,16 @@ def test_a_killed_run_is_finished_by_running_it_again(two, tmp_path):
     root = tmp_path / "hub"
     cmd = [sys.executable, "-m", "tfhub.cli", "mirror", "pull", str(tmp_path / "kh")]
     cmd += ["--root", str(root)]
-    env = python_env({"TF_CPP_MIN_LOG_LEVEL": "3"})
+    temp = tmp_path / "temp"  # the runs' temp directory, to see what they leave there
+    temp.mkdir()
+    env = python_env({"TF_CPP_MIN_LOG_LEVEL": "3", "TMPDIR": str(temp)})
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
     first = proc.stdout.readline()
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert first.startswith("mirrored "), first
+    assert len(list(temp.glob("tfhub-mirror-*"))) == 1  # what the killed run was working in
     done = sorted(p.parent.name for p in root.rglob("meta.json"))
     assert 1 <= len(done) < 3
     for version in done:  # what is visible is complete: its archive matches its record
@@ -182,6 +189,33 @@ def test_a_killed_run_is_finished_by_running_it_again(two, tmp_path):
     for version in range(1, 4):
         expected = _files(two["a" if version % 2 else "b"])
         assert _mirrored_files(root, f"o/m/tf/v/{version}") == expected
+    assert list(temp.glob("tfhub-mirror-*")) == []  # the killed run's was removed too
+
+
+def test_only_the_leftovers_of_dead_runs_of_this_user_are_removed(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead = int(done.stdout)
+    host = socket.gethostname()
+    assert all(c.isalnum() or c in ".-" for c in host), host  # names use it as it is
+    killed = tmp_path / f"tfhub-mirror-{host}-{dead}-abc"
+    (killed / "cache").mkdir(parents=True)
+    (killed / "cache" / "blob").write_bytes(b"x" * 1000)
+    live = tmp_path / f"tfhub-mirror-{host}-{os.getpid()}-def"  # a run still going
+    live.mkdir()
+    elsewhere = tmp_path / f"tfhub-mirror-other.host-{dead}-ghi"  # another host's
+    elsewhere.mkdir()
+    target = tmp_path / "not-a-workdir"
+    target.mkdir()
+    (target / "keep").write_text("keep")
+    link = tmp_path / f"tfhub-mirror-{host}-{dead}-jkl"  # a link is never followed
+    link.symlink_to(target)
+    assert remove_stale_workdirs() == [str(killed)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [live.name, elsewhere.name, target.name, link.name]
+    )
+    assert (target / "keep").read_text() == "keep"
 
 
 def test_a_directory_holding_a_link_is_a_failure_and_publishes_nothing(two, tmp_path, capsys):
