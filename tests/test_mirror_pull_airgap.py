@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from tests.helpers import python_env, run_python
-from tests.helpers.hub import TOKEN, InProcessHub
+from tests.helpers.hub import TOKEN, HubServer
 from tests.helpers.upstream import Upstream
 from tfhub.server.packing import pack_model_dir
 
@@ -74,7 +74,7 @@ def site(tmp_path_factory):
     version_dir = kaggle / "models" / "google" / "times5" / "TensorFlow2" / "v" / "1"
     shutil.copytree(times5, version_dir)
     (version_dir.parent / "1.complete").touch()
-    hub = InProcessHub(base / "hub")
+    hub = HubServer(str(base / "hub"))
     try:
         yield {
             "upstream": upstream,

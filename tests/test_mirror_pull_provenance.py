@@ -1,6 +1,6 @@
 """The ``provenance`` of a mirrored version: sent in the publish POST by a token holder, checked
 for shape and size by the hub, stored in the record and shown by the API (a real
-``tfhub serve`` process), or written directly when publishing into a storage root."""
+hub server, in this process), or written directly when publishing into a storage root."""
 
 from __future__ import annotations
 

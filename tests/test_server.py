@@ -1,4 +1,5 @@
-"""The hub server as a real process: hosting protocol, publishing, pages, JSON API, CLI."""
+"""The hub server as a real process (and in this process, for the tests that publish on a hub
+of their own): hosting protocol, publishing, pages, JSON API, CLI."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """What a hostile uploader, reader or network client can do to `tfhub serve`: nothing.
 
-Each test is an attack of issue 11 against a real server process; side effects are checked
-on disk.
+Each test is an attack of issue 11 against a real server (a `tfhub serve` process, or the same
+app in this process where the attack does not involve the server's process); side effects
+are checked on disk.
 """
 
 from __future__ import annotations
