@@ -204,6 +204,8 @@ def fetch(run):
     digest = hashlib.sha256()
     while offset <= hi:
         chunk = resp.read1(min(256 << 10, (index + 1) * block - offset, hi + 1 - offset))
+        if not chunk:
+            sys.exit(f"the body of {f['path']} ended at byte {offset}")
         if verify:
             digest.update(chunk)
         os.pwrite(fds[f["path"]], chunk, offset)
@@ -228,6 +230,7 @@ def run_bare(url: str, dest: Path, verify: bool) -> float:
         [sys.executable, "-c", BARE, url, str(dest), "sha256" if verify else "none"],
         capture_output=True,
         text=True,
+        timeout=600,
     )
     if proc.returncode:
         raise RuntimeError(f"the bare receive loop failed on {url}:\n{proc.stderr[-3000:]}")
