@@ -170,6 +170,7 @@ _LONGEST_FIRST = (
     "test_compat.py",
     "test_pages_browser.py",
     "test_delivery_nginx.py",
+    "test_delivery_redirect_resume.py",
     "test_finetune.py",
     "test_unsafe_ops.py",
     "test_fastpath.py",
