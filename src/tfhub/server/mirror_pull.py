@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 from tfhub import config
 from tfhub.errors import ArchiveTooLargeError, HubError, PublishError, UsageError
+from tfhub.handles.cache.lock import pid_alive
 from tfhub.handles.upstream import is_upstream
 from tfhub.progress import count_bar
 from tfhub.server.mirror_sources import Item, discover
@@ -310,16 +311,6 @@ def _host() -> str:
     return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
 
 
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # someone else's process
-        return True
-    return True
-
-
 def remove_stale_workdirs() -> list[str]:
     """Removes the working directories that killed runs on this host left in the temp
     directory: named by this module, owned by this user, not links, their process gone.
@@ -343,7 +334,7 @@ def remove_stale_workdirs() -> list[str]:
             continue
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
             continue
-        if _running(int(match.group(1))):
+        if pid_alive(int(match.group(1))):
             continue
         logger.info("Removing %s, left by a mirror pull that was killed", entry.path)
         shutil.rmtree(entry.path, ignore_errors=True)

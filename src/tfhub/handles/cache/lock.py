@@ -26,7 +26,15 @@ from tfhub import config
 from tfhub.errors import CacheError
 from tfhub.handles.cache import trust
 
-__all__ = ["Holder", "acquire", "holder_is_dead", "read_holder", "release", "remove_if_dead"]
+__all__ = [
+    "Holder",
+    "acquire",
+    "holder_is_dead",
+    "pid_alive",
+    "read_holder",
+    "release",
+    "remove_if_dead",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +76,8 @@ def read_holder(lock: Path) -> Holder | None:
         os.close(fd)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host exists (another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -82,7 +91,7 @@ def holder_is_dead(content: str) -> bool:
     """True if the lock was written by a process of this host that no longer exists."""
     host, _, _uuid = content.rpartition(".")
     host, _, pid = host.rpartition(".")
-    return host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
+    return host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid))
 
 
 def _remove_if(lock: Path, expected: Holder, handle: str | None) -> None:
