@@ -50,8 +50,9 @@ def round_robin_lengths(lengths: Any, budget: Any) -> Any:
     return tf.where(fits, lengths, kept)
 
 
-def _column(batch: Any, value: Any, dtype: Any) -> Any:
-    return tf.fill(tf.reshape(batch, [1]), tf.cast(value, dtype))
+def _column(batch: Any, value: Any) -> Any:
+    """``value`` once per row: int32 [batch]."""
+    return tf.fill(tf.reshape(batch, [1]), tf.cast(value, tf.int32))
 
 
 def pack(
@@ -108,7 +109,7 @@ def pack(
     total = 1 + tf.reduce_sum(keep + 1, axis=1)
     every_row = tf.range(batch)
     rows, columns = [every_row], [tf.zeros_like(every_row)]
-    ids, types = [_column(batch, cls_id, tf.int32)], [_column(batch, 0, tf.int32)]
+    ids, types = [_column(batch, cls_id)], [_column(batch, 0)]
     for i, segment in enumerate(flat):
         row = segment.value_rowids()
         position = tf.range(tf.size(row, out_type=tf.int64)) - tf.gather(segment.row_starts(), row)
@@ -119,8 +120,8 @@ def pack(
             tf.gather(starts[:, i], row) + tf.boolean_mask(position, kept),
             starts[:, i] + keep[:, i],
         ]
-        ids += [tf.boolean_mask(segment.values, kept), _column(batch, sep_id, tf.int32)]
-        types += [tf.fill(tf.shape(row), tf.constant(i, tf.int32)), _column(batch, i, tf.int32)]
+        ids += [tf.boolean_mask(segment.values, kept), _column(batch, sep_id)]
+        types += [tf.fill(tf.shape(row), tf.constant(i, tf.int32)), _column(batch, i)]
     width = seq_length
     if pad_to_longest:
         width = tf.minimum(width, tf.reduce_max(tf.concat([total, [0]], axis=0)))
