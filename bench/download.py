@@ -171,49 +171,49 @@ http {{
 # nothing else (no cache, no lock, no retries, no guard). With "sha256", each block is also
 # hashed and compared with the manifest, as tfhub must. The floor the ratio target sits on.
 BARE = r"""
-import concurrent.futures, hashlib, http.client, json, os, sys, threading, time
+import concurrent.futures, http.client, json, os, sys, threading, time
 import urllib.parse, urllib.request
+from tfhub import protocol  # the manifest's format: parsed as tfhub parses it
 url, dest, verify = sys.argv[1], sys.argv[2], sys.argv[3] == "sha256"
 start = time.perf_counter()
-req = urllib.request.Request(url + "?tf-hub-format=compressed",
-                             headers={"Accept": "application/vnd.tfhub.files+json"})
+query = f"?{protocol.FORMAT_PARAM}={protocol.COMPRESSED}"
+req = urllib.request.Request(url + query, headers={"Accept": protocol.ACCEPT_FILES})
 with urllib.request.urlopen(req, timeout=30) as resp:
-    manifest = json.loads(resp.read())
-block = manifest["block_size"]
+    manifest = protocol.FilesManifest.from_json(json.loads(resp.read()))
+block = manifest.block_size
 runs, fds = [], {}
-for f in manifest["files"]:
-    path = os.path.join(dest, f["path"])
+for f in manifest.files:
+    path = os.path.join(dest, f.path)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    fds[f["path"]] = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    for first in range(0, len(f["blocks"]), 8):
-        runs.append((f, first, min(first + 8, len(f["blocks"]))))
+    fds[f.path] = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    for first in range(0, len(f.blocks), 8):
+        runs.append((f, first, min(first + 8, len(f.blocks))))
 local = threading.local()
 def fetch(run):
     f, first, end = run
+    target = urllib.parse.urlsplit(urllib.parse.urljoin(url, f.url))
     conn = getattr(local, "conn", None)
     if conn is None:
-        where = urllib.parse.urlsplit(urllib.parse.urljoin(url, f["url"]))
-        conn = local.conn = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
-    target = urllib.parse.urlsplit(urllib.parse.urljoin(url, f["url"]))
-    lo, hi = first * block, min(end * block, f["size"]) - 1
+        conn = local.conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+    lo, hi = first * block, min(end * block, f.size) - 1
     conn.request("GET", target.path + ("?" + target.query if target.query else ""),
                  headers={"Range": f"bytes={lo}-{hi}"})
     resp = conn.getresponse()
     assert resp.status == 206, resp.status
     offset, index = lo, first
-    digest = hashlib.sha256()
+    digest = protocol.block_digest()
     while offset <= hi:
         chunk = resp.read1(min(256 << 10, (index + 1) * block - offset, hi + 1 - offset))
         if not chunk:
-            sys.exit(f"the body of {f['path']} ended at byte {offset}")
+            sys.exit(f"the body of {f.path} ended at byte {offset}")
         if verify:
             digest.update(chunk)
-        os.pwrite(fds[f["path"]], chunk, offset)
+        os.pwrite(fds[f.path], chunk, offset)
         offset += len(chunk)
-        if offset == min((index + 1) * block, f["size"]):
+        if offset == min((index + 1) * block, f.size):
             if verify:
-                assert digest.hexdigest() == f["blocks"][index]
-                digest = hashlib.sha256()
+                assert digest.hexdigest() == f.blocks[index]
+                digest = protocol.block_digest()
             index += 1
     resp.read()
 with concurrent.futures.ThreadPoolExecutor(4) as pool:
@@ -231,6 +231,7 @@ def run_bare(url: str, dest: Path, verify: bool) -> float:
         capture_output=True,
         text=True,
         timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
     )
     if proc.returncode:
         raise RuntimeError(f"the bare receive loop failed on {url}:\n{proc.stderr[-3000:]}")
