@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 import tfhub as hub
-from tfhub.exporters._bert.packing import pack, round_robin_lengths
+from tfhub.exporters._bert.packing import as_rows, pack, round_robin_lengths
 
 # Words of the real vocabulary (bert-base-uncased's, as all-MiniLM-L6-v2's); "pups" and "hens"
 # are not in it, so they split into two pieces, and the robot emoji is no word at all: [UNK].
@@ -204,6 +204,29 @@ def test_pack_equals_packing_by_hand_on_random_segments():
         want = _pack_by_hand(rows, seq_length, longest)
         for key, value in want.items():
             assert got[key].numpy().tolist() == value, (trial, key, rows, seq_length, longest)
+
+
+def test_segments_become_the_rows_tensorflows_own_ops_give():
+    """``as_rows`` (built from splits, for tracing speed) against ``merge_dims`` and
+    ``from_tensor``, eagerly and in a graph: ragged of rank 2 and 3 (also with a uniform
+    innermost dimension, also with empty rows and words), dense of rank 2 and 3, int64 ids."""
+    words = tf.ragged.constant([[[1, 2], [3]], [], [[], [4, 5, 6]]], tf.int64)
+    uniform = tf.RaggedTensor.from_row_lengths(tf.reshape(tf.range(12), [6, 2]), [2, 0, 4])
+    dense3 = tf.reshape(tf.range(24), [2, 3, 4])
+    cases = [
+        (tf.ragged.constant([[7, 8], [], [9]]), tf.ragged.constant([[7, 8], [], [9]])),
+        (words, words.merge_dims(1, 2)),
+        (uniform, uniform.merge_dims(1, 2)),
+        (tf.constant([[1, 2, 3], [4, 5, 6]]), tf.RaggedTensor.from_tensor([[1, 2, 3], [4, 5, 6]])),
+        (dense3, tf.RaggedTensor.from_tensor(dense3, ragged_rank=2).merge_dims(1, 2)),
+        (tf.zeros([0, 5], tf.int32), tf.RaggedTensor.from_tensor(tf.zeros([0, 5], tf.int32))),
+    ]
+    in_graph = tf.function(lambda segments: as_rows(segments), autograph=False)
+    for segment, want in cases:
+        for got in (as_rows([segment])[0], in_graph([segment])[0]):
+            assert got.dtype == tf.int32 and got.shape.rank == 2, (segment, got)
+            assert got.to_list() == tf.cast(want, tf.int32).to_list(), segment
+            assert got.row_splits.numpy().tolist() == want.row_splits.numpy().tolist(), segment
 
 
 def test_three_segments_get_type_ids_0_1_2(preprocessor):

@@ -20,7 +20,7 @@ from typing import Any
 
 import tensorflow as tf
 
-__all__ = ["DEFAULT_SEQ_LENGTH", "pack", "round_robin_lengths"]
+__all__ = ["DEFAULT_SEQ_LENGTH", "as_rows", "pack", "round_robin_lengths"]
 
 # What the published preprocessors' own __call__ pads to.
 DEFAULT_SEQ_LENGTH = 128
@@ -55,6 +55,45 @@ def _column(batch: Any, value: Any) -> Any:
     return tf.fill(tf.reshape(batch, [1]), tf.cast(value, tf.int32))
 
 
+def as_rows(segments: Any) -> list[Any]:
+    """Tokenized segments as :func:`pack` takes them → int32 RaggedTensors [batch, (pieces)].
+
+    Raises:
+        ValueError: no segments, or a segment that is not a RaggedTensor of rank 2 or 3.
+    """
+    if not isinstance(segments, (list, tuple)):
+        segments = [segments]
+    if not segments:
+        raise ValueError("bert_pack_inputs: pass a list of at least one tokenized segment.")
+    rows = []
+    for i, segment in enumerate(segments):
+        rank = segment.shape.rank
+        if isinstance(segment, tf.Tensor) and rank in (2, 3) and segment.dtype.is_integer:
+            # Dense ids: every entry is a piece (how Keras describes a symbolic ragged input).
+            shape = tf.shape(segment, out_type=tf.int64)
+            width = tf.reduce_prod(shape[1:])
+            segment = tf.RaggedTensor.from_row_splits(
+                tf.reshape(segment, [-1]), tf.range(shape[0] + 1) * width, validate=False
+            )
+        elif isinstance(segment, tf.RaggedTensor) and rank == 3 and segment.ragged_rank == 2:
+            # [batch, (words), (pieces)] → [batch, (pieces)]: each row ends where its last
+            # word does. Built directly (merge_dims adds checks that cost tracing time).
+            segment = tf.RaggedTensor.from_row_splits(
+                segment.flat_values,
+                tf.gather(segment.values.row_splits, segment.row_splits),
+                validate=False,
+            )
+        elif isinstance(segment, tf.RaggedTensor) and rank == 3:
+            segment = segment.merge_dims(1, 2)
+        elif not isinstance(segment, tf.RaggedTensor) or rank != 2:
+            raise ValueError(
+                f"bert_pack_inputs: segment {i} must be a RaggedTensor [batch, (pieces)] or "
+                f"[batch, (words), (pieces)] of ids (what .tokenize returns), got {segment!r}."
+            )
+        rows.append(segment if segment.dtype == tf.int32 else tf.cast(segment, tf.int32))
+    return rows
+
+
 def pack(
     segments: Any,
     seq_length: Any,
@@ -78,24 +117,7 @@ def pack(
     Raises:
         ValueError: no segments, or a segment that is not a RaggedTensor of rank 2 or 3.
     """
-    if not isinstance(segments, (list, tuple)):
-        segments = [segments]
-    if not segments:
-        raise ValueError("bert_pack_inputs: pass a list of at least one tokenized segment.")
-    flat = []
-    for i, segment in enumerate(segments):
-        rank = segment.shape.rank
-        if isinstance(segment, tf.Tensor) and rank in (2, 3) and segment.dtype.is_integer:
-            # Dense ids: every entry is a piece (how Keras describes a symbolic ragged input).
-            segment = tf.RaggedTensor.from_tensor(segment, ragged_rank=rank - 1)
-        if not isinstance(segment, tf.RaggedTensor) or rank not in (2, 3):
-            raise ValueError(
-                f"bert_pack_inputs: segment {i} must be a RaggedTensor [batch, (pieces)] or "
-                f"[batch, (words), (pieces)] of ids (what .tokenize returns), got {segment!r}."
-            )
-        if segment.shape.rank == 3:
-            segment = segment.merge_dims(1, 2)
-        flat.append(tf.cast(segment, tf.int32))
+    flat = as_rows(segments)
     batch = flat[0].nrows()
     static = seq_length if isinstance(seq_length, int) and not pad_to_longest else None
     seq_length = tf.cast(seq_length, tf.int64)
