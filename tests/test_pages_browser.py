@@ -21,9 +21,9 @@ import requests
 from playwright import sync_api
 
 from tests.helpers import python_env
-from tests.helpers.hub import DOCS, HubServer, publish
+from tests.helpers.hub import DOCS, HubServer
 from tfhub import protocol
-from tfhub.testing import make_tarball
+from tfhub.server.client import publish_to_root
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="make test installs chromium")
@@ -67,13 +67,14 @@ PAGES = {
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory, models):
-    server = HubServer(str(tmp_path_factory.mktemp("hub") / "store"))
+    # Published up front, straight to the root (publishing is tested elsewhere): the server
+    # only serves, and needs no validator.
+    store = str(tmp_path_factory.mktemp("hub") / "store")
+    publish_to_root(models["text"], "google/sentence-encoder/1", root=store, docs=TEXT_DOCS)
+    publish_to_root(models["mul"], "test/mul/1", root=store, docs=DOCS)
+    publish_to_root(models["mul"], "test/mul/2", root=store, docs=EVIL_DOCS)  # latest: hostile
+    server = HubServer(store)
     try:
-        text = make_tarball(models["text"])
-        assert publish(server.url, "google/sentence-encoder/1", text, docs=TEXT_DOCS).ok
-        mul = make_tarball(models["mul"])
-        assert publish(server.url, "test/mul/1", mul, docs=DOCS).ok
-        assert publish(server.url, "test/mul/2", mul, docs=EVIL_DOCS).ok  # the latest: hostile
         yield server
     finally:
         server.stop()

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import tfhub as hub
-from tests.helpers.hub import HubServer, InProcessHub, publish
+from tests.helpers.hub import InProcessHub, publish
 from tfhub.safety import scan
 from tfhub.testing import make_tarball
 
@@ -93,7 +93,9 @@ def test_inspect_reports_them(evil, capsys):
     assert "unsafe ops: 2" in out and "ReadFile (reads a file)" in out
 
 
-def test_server_refuses_them_unless_allowed(evil, tmp_path, models):
+def test_server_refuses_them_unless_allowed(evil, tmp_path, models, monkeypatch):
+    """Two hubs in this process (the server reads the setting at each publish);
+    test_server_trust.py sets it on a `tfhub serve` process."""
     body = make_tarball(evil)
     strict = InProcessHub(tmp_path / "a")
     try:
@@ -102,7 +104,8 @@ def test_server_refuses_them_unless_allowed(evil, tmp_path, models):
         assert publish(strict.url, "test/ok/1", make_tarball(models["mul"])).status_code == 201
     finally:
         strict.stop()
-    lenient = HubServer(str(tmp_path / "b"), env={"TFHUB_ALLOW_UNSAFE_OPS": "1"})
+    monkeypatch.setenv("TFHUB_ALLOW_UNSAFE_OPS", "1")
+    lenient = InProcessHub(tmp_path / "b")
     try:
         resp = publish(lenient.url, "test/evil/1", body)
         assert resp.status_code == 201
