@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
+import tensorflow_hub  # a test dependency (the peer client): a missing one fails, never skips
 
 import tfhub as hub
-from tests.helpers import python_env, run_python
+from tests.helpers import python_env
 from tests.helpers.hub import DOCS, TOKEN, HubServer, InProcessHub, publish, tree
 from tfhub.testing import make_tarball
 
@@ -52,7 +53,7 @@ def new_hub_server(tmp_path):
 
 
 def test_publish_then_load_by_url_with_our_client_and_tensorflow_hub(
-    new_hub_server, models, tmp_path
+    new_hub_server, models, tmp_path, monkeypatch
 ):
     resp = publish(new_hub_server.url, "test/mul/1", make_tarball(models["mul"]), docs=DOCS)
     assert resp.status_code == 201, resp.text
@@ -67,14 +68,8 @@ def test_publish_then_load_by_url_with_our_client_and_tensorflow_hub(
     )
     latest = hub.resolve(f"{new_hub_server.url}/test/mul")  # unversioned → latest (v2)
     assert os.path.isfile(os.path.join(latest, "saved_model.pb"))
-    out = run_python(
-        f"""
-        import tensorflow_hub as tfh
-        print(float(tfh.load("{new_hub_server.url}/test/mul/1")(3.0)))
-        """,
-        env={"TFHUB_CACHE_DIR": str(tmp_path / "their-cache")},
-    )
-    assert out.split()[-1] == "6.0"
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "their-cache"))
+    assert float(tensorflow_hub.load(f"{new_hub_server.url}/test/mul/1")(3.0)) == 6.0
 
 
 def test_archive_headers_ranges_and_etag(hub_server):
@@ -288,41 +283,28 @@ def test_cli_publish_download_inspect_and_cache(new_hub_server, models, tmp_path
     assert removed.returncode == 0 and not os.path.exists(path)
 
 
-def test_publish_to_root_and_static_mirror(models, tmp_path):
-    env = python_env()
-    cmd = [sys.executable, "-m", "tfhub.cli"]
+def test_publish_to_root_and_static_mirror(models, tmp_path, monkeypatch, capsys):
+    """`tfhub publish --root` and `tfhub mirror export` (in this process: the CLI's process is
+    test_cli_user's business), then tensorflow_hub loads from the static files."""
+    from tfhub import cli
+
+    store, www = str(tmp_path / "store"), str(tmp_path / "www")
     for version, model in ((1, "mul"), (2, "flag")):
-        done = subprocess.run(
-            [*cmd, "publish", str(models[model]), f"test/m/{version}", "--root",
-             str(tmp_path / "store")],
-            capture_output=True, text=True, env=env, timeout=300,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-    done = subprocess.run(
-        [*cmd, "mirror", "export", str(tmp_path / "store"), str(tmp_path / "www")],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0 and "wrote 2 model versions" in done.stdout
+        assert cli.main(["publish", str(models[model]), f"test/m/{version}", "--root", store]) == 0
+    capsys.readouterr()
+    assert cli.main(["mirror", "export", store, www]) == 0
+    assert "wrote 2 model versions" in capsys.readouterr().out
     static = subprocess.Popen(
-        [sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1",
-         "--directory", str(tmp_path / "www")],
+        [sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", www],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         line = static.stdout.readline()
         port = int(line.split("port ")[1].split(" ")[0])
-        out = run_python(
-            f"""
-            import tensorflow_hub as tfh
-            m1 = tfh.load("http://127.0.0.1:{port}/test/m/1")
-            latest = tfh.resolve("http://127.0.0.1:{port}/test/m")
-            import os
-            same = sorted(os.listdir(latest)) == sorted(os.listdir({str(models["flag"])!r}))
-            print(float(m1(3.0)), same)
-            """,
-            env={"TFHUB_CACHE_DIR": str(tmp_path / "cache")},
-        )
-        assert out.split()[-2:] == ["6.0", "True"]
+        monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "their-cache"))
+        assert float(tensorflow_hub.load(f"http://127.0.0.1:{port}/test/m/1")(3.0)) == 6.0
+        latest = tensorflow_hub.resolve(f"http://127.0.0.1:{port}/test/m")
+        assert sorted(os.listdir(latest)) == sorted(os.listdir(models["flag"]))
     finally:
         static.terminate()
         static.wait(timeout=10)

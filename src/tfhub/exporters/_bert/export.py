@@ -72,7 +72,7 @@ class _BertPackInputs(tf.train.Checkpoint):
             return tokenizer.pack(rows, seq_length)
 
         @tf.function(autograph=False)
-        def call(segments: Any, seq_length: Any = default_seq_length) -> dict[str, Any]:
+        def call(segments: Any, seq_length: Any = default_seq_length) -> Any:
             return pack_rows(as_rows(segments), seq_length)
 
         self.__call__ = call
