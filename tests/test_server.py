@@ -141,13 +141,14 @@ def test_bad_names(hub_server, models, name, status, message):
     assert resp.status_code == status and message in resp.json()["error"]
 
 
-def test_auth(tmp_path, models):
+def test_auth(tmp_path, models, monkeypatch):
+    """A token file's grants (read as `tfhub serve` reads them: from the environment)."""
+    from tfhub.server.access import Tokens
+
     token_file = tmp_path / "tokens"
     token_file.write_text("# token publishers\nalice-token alice\nroot-token *\n")
-    srv = HubServer(
-        str(tmp_path / "store"),
-        env={"TFHUB_PUBLISH_TOKEN": "", "TFHUB_TOKEN_FILE": str(token_file)},
-    )
+    monkeypatch.setenv("TFHUB_TOKEN_FILE", str(token_file))
+    srv = InProcessHub(tmp_path / "store", Tokens.from_env())
     try:
         body = make_tarball(models["mul"])
         assert publish(srv.url, "alice/m/1", body, token=None).status_code == 401

@@ -1,4 +1,7 @@
-"""Server abuse: uploads cut at random points, a server killed mid-upload, slow clients."""
+"""Server abuse: uploads cut at random points, a server killed mid-upload, slow clients.
+
+The hubs run in this process (:class:`InProcessHub`) except the one that is killed: a
+`tfhub serve` process, whose store a hub started after it must show as if nothing happened."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.helpers.hub import TOKEN, HubServer, publish, tree
+from tests.helpers.hub import TOKEN, HubServer, InProcessHub, publish, tree
 from tfhub.testing import make_tarball
 
 
@@ -28,11 +31,8 @@ def _raw_put(url: str, path: str, body: bytes, *, send: int, declared: int) -> N
 
 @pytest.fixture()
 def hub_server(tmp_path):
-    srv = HubServer(str(tmp_path / "store"))
-    try:
+    with InProcessHub(tmp_path / "store") as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def test_uploads_cut_at_random_points_store_nothing(hub_server, models, tmp_path):
@@ -63,7 +63,7 @@ def test_server_killed_mid_upload_leaves_nothing_visible(tmp_path, models):
     first.proc.kill()  # SIGKILL: no cleanup at all
     first.proc.wait(timeout=10)
     sock.close()
-    second = HubServer(str(tmp_path / "store"))
+    second = InProcessHub(tmp_path / "store")
     try:
         url = second.url
         assert requests.get(f"{url}/api/models/test/crash/1", timeout=30).status_code == 404
