@@ -79,45 +79,60 @@ def test_tf1_text_module_on_a_symbolic_string_input_in_keras3(sentence_module):
         assert graph_out.shape.as_list() == [None, 3]
 
 
-@pytest.mark.parametrize("kind", ["sentences", "tokens"])
-def test_tf1_text_module_in_tf_keras_like_tensorflow_hub_016(sentence_module, vectors, kind):
-    if kind == "tokens":
-        module, sentences = str(vectors.parent / "tokens_016"), ["dog", "", "lizard", "cat"]
-        if not os.path.exists(module):
-            export_text_embedding(vectors, module, format="tf1", preprocessing=False)
-    else:
-        module, sentences = sentence_module, SENTENCES
+@pytest.fixture(scope="module")
+def tf_keras_runs(sentence_module: str, vectors: Path) -> dict[str, dict]:
+    """Both kinds of module (sentences, tokens) through ours and tensorflow_hub 0.16's
+    KerasLayer in tf_keras, in one new process with TF_USE_LEGACY_KERAS=1 (as their users run
+    them): kind → its module, inputs, lines printed and layer outputs."""
+    tokens_module = export_text_embedding(
+        vectors, vectors.parent / "tokens_016", format="tf1", preprocessing=False
+    )
+    cases = {
+        "sentences": (sentence_module, SENTENCES),
+        "tokens": (tokens_module, ["dog", "", "lizard", "cat"]),
+    }
     out = run_python(
         f"""
         import json, numpy as np, tensorflow as tf, tf_keras
         import tensorflow_hub as tfh
         import tfhub as hub
         print("ours from", hub.__file__)
-        path, sentences = {module!r}, {sentences!r}
-        result = {{}}
-        for name, make in (("ours", hub.KerasLayer), ("theirs", tfh.KerasLayer)):
-            layer = make(path)
-            inputs = tf.keras.Input(shape=(), dtype=tf.string)
-            print(name, "symbolic", layer(inputs).shape.as_list())
-            model = tf.keras.Sequential(
-                [tf.keras.Input(shape=(), dtype=tf.string), layer, tf.keras.layers.Dense(1)]
-            )
-            model.compile(tf.keras.optimizers.SGD(0.01), "mse")
-            model.fit(tf.constant(sentences), np.array([1.0, 0, 0, 1]), epochs=1, verbose=0)
-            print(name, "is tf_keras", isinstance(layer, tf_keras.layers.Layer))
-            result[name] = layer(tf.constant(sentences)).numpy().tolist()
-        print("JSON", json.dumps(result))
+        for kind, (path, sentences) in {cases!r}.items():
+            result = {{}}
+            for name, make in (("ours", hub.KerasLayer), ("theirs", tfh.KerasLayer)):
+                layer = make(path)
+                inputs = tf.keras.Input(shape=(), dtype=tf.string)
+                print(kind, name, "symbolic", layer(inputs).shape.as_list())
+                model = tf.keras.Sequential(
+                    [tf.keras.Input(shape=(), dtype=tf.string), layer, tf.keras.layers.Dense(1)]
+                )
+                model.compile(tf.keras.optimizers.SGD(0.01), "mse")
+                model.fit(tf.constant(sentences), np.array([1.0, 0, 0, 1]), epochs=1, verbose=0)
+                print(kind, name, "is tf_keras", isinstance(layer, tf_keras.layers.Layer))
+                result[name] = layer(tf.constant(sentences)).numpy().tolist()
+            print("JSON", kind, json.dumps(result))
         """,
         env={"TF_USE_LEGACY_KERAS": "1", **CHILD_PATH},
     )
     assert f"ours from {SRC}" in out
+    runs = {}
+    for kind, (module, sentences) in cases.items():
+        lines = [line for line in out.splitlines() if line.startswith(f"{kind} ")]
+        result = json.loads(out.split(f"JSON {kind} ", 1)[1].splitlines()[0])
+        runs[kind] = {"module": module, "sentences": sentences, "lines": lines, "result": result}
+    return runs
+
+
+@pytest.mark.parametrize("kind", ["sentences", "tokens"])
+def test_tf1_text_module_in_tf_keras_like_tensorflow_hub_016(tf_keras_runs, kind):
+    run = tf_keras_runs[kind]
     for name in ("ours", "theirs"):
-        assert f"{name} symbolic [None, 3]" in out
-        assert f"{name} is tf_keras True" in out
-    result = json.loads(out.split("JSON ", 1)[1])
+        assert f"{kind} {name} symbolic [None, 3]" in run["lines"]
+        assert f"{kind} {name} is tf_keras True" in run["lines"]
+    result = run["result"]
     np.testing.assert_allclose(result["ours"], result["theirs"], rtol=1e-6)
     np.testing.assert_allclose(
-        result["ours"], _session_values(module, sentences)["default"], rtol=1e-6
+        result["ours"], _session_values(run["module"], run["sentences"])["default"], rtol=1e-6
     )
 
 
