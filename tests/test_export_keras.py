@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import keras
@@ -230,7 +229,6 @@ def test_bad_arguments_are_refused_clearly(tmp_path, piece):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tensorflow_hub") is None, reason="a test dependency")
 def test_loads_with_the_real_tensorflow_hub(piece):
     model, path = piece
     out = run_python(
