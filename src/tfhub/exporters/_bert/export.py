@@ -59,8 +59,8 @@ class _BertPackInputs(tf.train.Checkpoint):
     Its 24 traced signatures (rank 2 or 3, ragged or dense, one to three segments, with or
     without ``seq_length``) only reshape their segments into rows and call one inner function,
     ``pack_rows``, traced once per segment count and kind of ``seq_length`` (6 signatures): the
-    packing graph is built (and saved) 6 times instead of 24. ``tf.saved_model.save`` traces
-    every signature again, so this halves the conversion's tracing time.
+    packing graph is built and saved 6 times instead of 24 (and ``tf.saved_model.save`` traces
+    every signature once more).
     """
 
     def __init__(self, tokenizer: WordPieceTokenizer, default_seq_length: int) -> None:
