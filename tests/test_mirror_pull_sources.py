@@ -21,7 +21,7 @@ import pytest
 from tests.helpers import python_env
 from tfhub.cli import main
 from tfhub.handles.resolve import resolve
-from tfhub.server.mirror_pull import remove_stale_workdirs
+from tfhub.server.workdirs import remove_stale_workdirs
 from tfhub.testing import HostingServer
 
 
@@ -217,7 +217,7 @@ def test_only_the_leftovers_of_dead_runs_of_this_user_are_removed(tmp_path, monk
         theirs.mkdir()
         os.chown(theirs, 65534, 65534)
         kept.append(theirs.name)
-    assert remove_stale_workdirs() == [str(killed)]
+    assert remove_stale_workdirs("mirror") == [str(killed)]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
     assert (target / "keep").read_text() == "keep"
 

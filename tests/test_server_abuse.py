@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import socket
+import tempfile
 import time
 from urllib.parse import urlsplit
 
@@ -47,9 +48,14 @@ def test_uploads_cut_at_random_points_store_nothing(hub_server, models, tmp_path
     assert publish(hub_server.url, "test/cut/1", body).status_code == 201  # still serving
 
 
-def test_server_killed_mid_upload_leaves_nothing_visible(tmp_path, models):
+def test_server_killed_mid_upload_leaves_nothing_visible(tmp_path, models, monkeypatch):
+    """Nothing in the store, and the partial upload in the killed server's working directory
+    is removed by the next hub started on this host."""
     body = make_tarball(models["text"])
-    first = HubServer(str(tmp_path / "store"))
+    temp = tmp_path / "temp"  # the servers' temp directory
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    first = HubServer(str(tmp_path / "store"), env={"TMPDIR": str(temp)})
     parts = urlsplit(first.url)
     sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
     sock.sendall(
@@ -63,8 +69,12 @@ def test_server_killed_mid_upload_leaves_nothing_visible(tmp_path, models):
     first.proc.kill()  # SIGKILL: no cleanup at all
     first.proc.wait(timeout=10)
     sock.close()
+    (left,) = [p for p in temp.iterdir() if p.name.startswith("tfhub-publish-")]
+    assert f"-{first.proc.pid}-" in left.name
+    assert sum(f.stat().st_size for f in left.rglob("*") if f.is_file()) > 0  # the partial upload
     second = InProcessHub(tmp_path / "store")
     try:
+        assert not left.exists()
         url = second.url
         assert requests.get(f"{url}/api/models/test/crash/1", timeout=30).status_code == 404
         assert (
@@ -74,6 +84,7 @@ def test_server_killed_mid_upload_leaves_nothing_visible(tmp_path, models):
         assert publish(url, "test/crash/1", body).status_code == 201
     finally:
         second.stop()
+    assert list(temp.iterdir()) == []  # the hub that stopped removed its own
 
 
 def test_slow_clients_do_not_block_others(hub_server, models):

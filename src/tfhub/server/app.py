@@ -77,6 +77,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         catalog.close()  # writes the pending download counts
+        publisher.close()  # removes uploads still in progress
 
     app = FastAPI(
         lifespan=lifespan,

@@ -22,9 +22,6 @@ import hashlib
 import json
 import logging
 import os
-import re
-import shutil
-import socket
 import stat
 import tempfile
 from collections.abc import Callable, Sequence
@@ -35,11 +32,11 @@ from urllib.parse import urlsplit
 
 from tfhub import config
 from tfhub.errors import ArchiveTooLargeError, HubError, PublishError, UsageError
-from tfhub.handles.cache.lock import pid_alive
 from tfhub.handles.upstream import is_upstream
 from tfhub.progress import count_bar
 from tfhub.server.mirror_sources import Item, discover
 from tfhub.server.provenance import MAX_PROVENANCE_BYTES, make_provenance
+from tfhub.server.workdirs import remove_stale_workdirs, workdir_prefix
 
 __all__ = [
     "Outcome",
@@ -47,7 +44,6 @@ __all__ = [
     "fetch_upstream",
     "pull",
     "read_source_file",
-    "remove_stale_workdirs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -300,48 +296,6 @@ class _Puller:
         return Outcome(item.label, item.target, "mirrored")
 
 
-# A run works in a directory of the temp directory (archives fetched from the upstream, a
-# private cache) named after the host and the process, so that a later run can tell what a
-# killed run left (its process is gone) from a live run's (on this host or another one that
-# shares the temp directory).
-_WORKDIR = "tfhub-mirror-"
-
-
-def _host() -> str:
-    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
-
-
-def remove_stale_workdirs() -> list[str]:
-    """Removes the working directories that killed runs on this host left in the temp
-    directory: named by this module, owned by this user, not links, their process gone.
-    Returns what was removed."""
-    if not hasattr(os, "geteuid"):
-        return []
-    name = re.compile(re.escape(f"{_WORKDIR}{_host()}-") + r"([0-9]+)-[^/]+")
-    base = tempfile.gettempdir()
-    try:
-        entries = list(os.scandir(base))
-    except OSError:
-        return []
-    removed = []
-    for entry in entries:
-        match = name.fullmatch(entry.name)
-        if match is None:
-            continue
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
-            continue
-        if pid_alive(int(match.group(1))):
-            continue
-        logger.info("Removing %s, left by a mirror pull that was killed", entry.path)
-        shutil.rmtree(entry.path, ignore_errors=True)
-        removed.append(entry.path)
-    return removed
-
-
 def pull(
     sources: Sequence[str],
     *,
@@ -384,9 +338,10 @@ def pull(
     target: _Target = _ServerTarget(server, token) if server else _RootTarget(str(root))
     summary = Summary()
     bar = count_bar("mirroring", len(items), enabled=progress)
-    remove_stale_workdirs()
-    prefix = f"{_WORKDIR}{_host()}-{os.getpid()}-"
-    with tempfile.TemporaryDirectory(prefix=prefix) as workdir:
+    # Archives fetched from upstream and a private cache, in a working directory that a
+    # later run removes if this one is killed (tfhub.server.workdirs).
+    remove_stale_workdirs("mirror")
+    with tempfile.TemporaryDirectory(prefix=workdir_prefix("mirror")) as workdir:
         puller = _Puller(target, Path(workdir))
         for item in items:
             if item.note is not None:

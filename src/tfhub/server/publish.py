@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from tfhub.handles.cache import Manifest
 from tfhub.server.access import Tokens  # re-exported: it lived here
 from tfhub.server.catalog import Catalog, ModelName, parse_docs
 from tfhub.server.validate import validate_model
+from tfhub.server.workdirs import new_workdir, remove_stale_workdirs
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,10 @@ class Publisher:
         self.max_upload_bytes = max_upload_bytes
         self.max_unpacked_bytes = max_unpacked_bytes or config.max_unpacked_bytes()
         self.inspect_timeout = inspect_timeout
-        self.workdir = Path(tempfile.mkdtemp(prefix="tfhub-server-"))
+        # Uploads in progress, unpacked models, the validator's HOME: removed by close(), or
+        # by the next publisher on this host if this process is killed first.
+        remove_stale_workdirs("publish")
+        self.workdir = new_workdir("publish")
 
     def close(self) -> None:
         """Removes the working directory (uploads in progress are discarded)."""
