@@ -15,6 +15,8 @@ import pytest
 import requests
 
 from tests.helpers.hub import TOKEN, HubServer, InProcessHub, publish, tree
+from tfhub.server.app import create_app
+from tfhub.server.client import publish_to_root
 from tfhub.testing import make_tarball
 
 
@@ -101,3 +103,23 @@ def test_slow_clients_do_not_block_others(hub_server, models):
     finally:
         for s in slow:
             s.close()
+
+
+def test_a_hub_that_is_only_read_makes_no_working_directory(tmp_path, models, monkeypatch):
+    """The publisher's working directory is made on the first upload: a read-only hub (or an
+    app that is never served) leaves nothing in the temp directory."""
+    model = models["mul"]  # built before: TensorFlow's autograph writes its own temp files
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+
+    def ours() -> list[str]:
+        return [p.name for p in temp.iterdir() if p.name.startswith("tfhub-")]
+
+    publish_to_root(model, "test/mul/1", root=str(tmp_path / "store"))
+    assert ours() == []  # publish_to_root removed its own
+    create_app(str(tmp_path / "store"))  # never served: no lifespan ever closes it
+    with InProcessHub(tmp_path / "store") as hub:
+        url = f"{hub.url}/test/mul/1?tf-hub-format=compressed"
+        assert requests.get(url, timeout=30).status_code == 200
+    assert ours() == []

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import shutil
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -83,14 +84,26 @@ class Publisher:
         self.max_upload_bytes = max_upload_bytes
         self.max_unpacked_bytes = max_unpacked_bytes or config.max_unpacked_bytes()
         self.inspect_timeout = inspect_timeout
-        # Uploads in progress, unpacked models, the validator's HOME: removed by close(), or
-        # by the next publisher on this host if this process is killed first.
+        # Uploads in progress, unpacked models, the validator's HOME, in a directory made on
+        # first use (a hub that is only read makes none): removed by close(), or by the next
+        # publisher on this host if this process is killed first.
         remove_stale_workdirs("publish")
-        self.workdir = new_workdir("publish")
+        self._workdir: Path | None = None
+        self._workdir_lock = threading.Lock()
+
+    @property
+    def workdir(self) -> Path:
+        with self._workdir_lock:
+            if self._workdir is None:
+                self._workdir = new_workdir("publish")
+            return self._workdir
 
     def close(self) -> None:
         """Removes the working directory (uploads in progress are discarded)."""
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        with self._workdir_lock:
+            if self._workdir is not None:
+                shutil.rmtree(self._workdir, ignore_errors=True)
+                self._workdir = None
 
     def new_upload(self) -> Upload:
         return Upload(self.workdir, self.max_upload_bytes)
