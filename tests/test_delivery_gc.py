@@ -71,7 +71,7 @@ def _commit(root: str, src: Path, name: str) -> dict:
     record = {"publisher": model.publisher, "model": model.model, "version": model.version,
               "archive": {**archive, "sha256": hashlib.sha256(b"tar!").hexdigest()},
               "blobs": blobs}  # fmt: skip
-    (tmp := Path(publisher.workdir).parent / f"a-{uuid.uuid4().hex}").write_bytes(b"tar!")
+    (tmp := src.parent / f"a-{uuid.uuid4().hex}").write_bytes(b"tar!")
     storage.put_file(archive["key"], tmp)
     tmp.unlink()
     assert storage.create(f"{name}/meta.json", json.dumps(record).encode())

@@ -15,8 +15,12 @@ import pytest
 import requests
 
 from tests.helpers.hub import TOKEN, HubServer, InProcessHub, publish, tree
+from tfhub.errors import PublishError
 from tfhub.server.app import create_app
+from tfhub.server.catalog import Catalog
 from tfhub.server.client import publish_to_root
+from tfhub.server.publish import Publisher
+from tfhub.server.storage import open_storage
 from tfhub.testing import make_tarball
 
 
@@ -123,3 +127,14 @@ def test_a_hub_that_is_only_read_makes_no_working_directory(tmp_path, models, mo
         url = f"{hub.url}/test/mul/1?tf-hub-format=compressed"
         assert requests.get(url, timeout=30).status_code == 200
     assert ours() == []
+    # A closed publisher takes no upload (it would make a directory nothing removes).
+    publisher = Publisher(
+        Catalog(open_storage(str(tmp_path / "store"))), max_upload_bytes=10, inspect_timeout=1
+    )
+    publisher.new_upload().discard()
+    assert len(ours()) == 1
+    publisher.close()
+    assert ours() == []
+    with pytest.raises(PublishError, match="shutting down") as err:
+        publisher.new_upload()
+    assert err.value.status == 503 and ours() == []

@@ -89,18 +89,26 @@ class Publisher:
         # publisher on this host if this process is killed first.
         remove_stale_workdirs("publish")
         self._workdir: Path | None = None
+        self._closed = False
         self._workdir_lock = threading.Lock()
 
     @property
     def workdir(self) -> Path:
+        """Raises:
+        PublishError: (503) the publisher was closed (the hub is stopping).
+        """
         with self._workdir_lock:
+            if self._closed:
+                raise PublishError("The hub is shutting down; publish again later.", status=503)
             if self._workdir is None:
                 self._workdir = new_workdir("publish")
             return self._workdir
 
     def close(self) -> None:
-        """Removes the working directory (uploads in progress are discarded)."""
+        """Removes the working directory (uploads in progress are discarded); the publisher
+        takes no upload after this."""
         with self._workdir_lock:
+            self._closed = True
             if self._workdir is not None:
                 shutil.rmtree(self._workdir, ignore_errors=True)
                 self._workdir = None
