@@ -37,6 +37,16 @@ def _raw_put(url: str, path: str, body: bytes, *, send: int, declared: int) -> N
 
 
 @pytest.fixture()
+def temp(tmp_path, monkeypatch):
+    """This test's temp directory (``tempfile`` here, ``TMPDIR`` for a server process): what
+    the hubs leave in it can be seen."""
+    path = tmp_path / "temp"
+    path.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(path))
+    return path
+
+
+@pytest.fixture()
 def hub_server(tmp_path):
     with InProcessHub(tmp_path / "store") as srv:
         yield srv
@@ -54,13 +64,10 @@ def test_uploads_cut_at_random_points_store_nothing(hub_server, models, tmp_path
     assert publish(hub_server.url, "test/cut/1", body).status_code == 201  # still serving
 
 
-def test_server_killed_mid_upload_leaves_nothing_visible(tmp_path, models, monkeypatch):
+def test_server_killed_mid_upload_leaves_nothing_visible(tmp_path, models, temp):
     """Nothing in the store, and the partial upload in the killed server's working directory
     is removed by the next hub started on this host."""
     body = make_tarball(models["text"])
-    temp = tmp_path / "temp"  # the servers' temp directory
-    temp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     first = HubServer(str(tmp_path / "store"), env={"TMPDIR": str(temp)})
     parts = urlsplit(first.url)
     sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
@@ -109,18 +116,14 @@ def test_slow_clients_do_not_block_others(hub_server, models):
             s.close()
 
 
-def test_a_hub_that_is_only_read_makes_no_working_directory(tmp_path, models, monkeypatch):
+def test_a_hub_that_is_only_read_makes_no_working_directory(tmp_path, models, temp):
     """The publisher's working directory is made on the first upload: a read-only hub (or an
     app that is never served) leaves nothing in the temp directory."""
-    model = models["mul"]  # built before: TensorFlow's autograph writes its own temp files
-    temp = tmp_path / "temp"
-    temp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(temp))
 
-    def ours() -> list[str]:
+    def ours() -> list[str]:  # not TensorFlow's own temp files (autograph writes some)
         return [p.name for p in temp.iterdir() if p.name.startswith("tfhub-")]
 
-    publish_to_root(model, "test/mul/1", root=str(tmp_path / "store"))
+    publish_to_root(models["mul"], "test/mul/1", root=str(tmp_path / "store"))
     assert ours() == []  # publish_to_root removed its own
     create_app(str(tmp_path / "store"))  # never served: no lifespan ever closes it
     with InProcessHub(tmp_path / "store") as hub:

@@ -147,19 +147,15 @@ class InProcessHub:
 
 def _publish_token() -> Any:
     """The server's tokens when only ``TFHUB_PUBLISH_TOKEN`` is :data:`TOKEN` (as HubServer)."""
+    import pytest
+
     from tfhub.server.access import Tokens
 
-    names = ("TFHUB_PUBLISH_TOKEN", "TFHUB_TOKEN_FILE", "TFHUB_PRIVATE_NAMESPACES")
-    saved = {name: os.environ.pop(name, None) for name in names}
-    os.environ["TFHUB_PUBLISH_TOKEN"] = TOKEN
-    try:
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("TFHUB_TOKEN_FILE", raising=False)
+        env.delenv("TFHUB_PRIVATE_NAMESPACES", raising=False)
+        env.setenv("TFHUB_PUBLISH_TOKEN", TOKEN)
         return Tokens.from_env()
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def publish(url: str, name: str, archive: bytes, *, token: str | None = TOKEN, docs=None):

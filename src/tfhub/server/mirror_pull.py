@@ -38,13 +38,7 @@ from tfhub.server.mirror_sources import Item, discover
 from tfhub.server.provenance import MAX_PROVENANCE_BYTES, make_provenance
 from tfhub.server.workdirs import remove_stale_workdirs, workdir_prefix
 
-__all__ = [
-    "Outcome",
-    "Summary",
-    "fetch_upstream",
-    "pull",
-    "read_source_file",
-]
+__all__ = ["Outcome", "Summary", "fetch_upstream", "pull", "read_source_file"]
 
 logger = logging.getLogger(__name__)
 
